@@ -1,0 +1,132 @@
+"""Decode a photo and turn it into the network's input: the one function training and serving share.
+
+Why one function: a model is only as good as the agreement between the pixels it was trained on and
+the pixels it is served. Training augments the decoded `PIL.Image` and then calls `to_input`; serving
+calls `preprocess`, which is `load_image` followed by `to_input`. A test checks they agree exactly.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+INPUT_SIZE = 224
+# EfficientNet-Lite's ImageNet weights expect pixels in [-1, 1]: (x / 255 - 0.5) / 0.5.
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.5, 0.5, 0.5)
+# Pillow's own threshold: it warns above it and refuses twice above it. We refuse above it.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+
+ImageSource = str | os.PathLike[str] | bytes | BinaryIO
+
+
+class ImageError(ValueError):
+    """The input is not a photo we can grade (not an image, truncated, too large, unsupported)."""
+
+
+def _open(source: ImageSource) -> Image.Image:
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)):
+        source = Path(source)
+    try:
+        return Image.open(source)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"image too large: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError("not a recognised image (expected JPEG, PNG or WebP content)") from exc
+
+
+def load_image(source: ImageSource, *, min_side: int = INPUT_SIZE) -> Image.Image:
+    """Decode a photo to an upright RGB image, at least `min_side` pixels on its shorter side if
+    the original is.
+
+    - Content decides the format, not the file name: only JPEG, PNG and WebP are accepted.
+    - Decompression bombs are refused before decoding (Pillow's warning is treated as an error).
+    - Big JPEGs are decoded in draft mode (DCT scaling), which is 3-4x faster for phone photos and
+      loses nothing at the network's input size.
+    - EXIF orientation is applied, so a photo taken sideways is graded upright.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = _open(source)
+        except Image.DecompressionBombWarning as exc:
+            raise ImageError(f"image too large: {exc}") from exc
+    try:
+        if img.format not in ALLOWED_FORMATS:
+            raise ImageError(f"unsupported image format {img.format!r} (expected JPEG, PNG or WebP)")
+        width, height = img.size
+        if width < 1 or height < 1:
+            raise ImageError("image has no pixels")
+        if width * height > MAX_PIXELS:
+            raise ImageError(f"image too large: {width}x{height} pixels (limit {MAX_PIXELS})")
+        if img.format in {"JPEG", "MPO"}:
+            # Keeps both sides >= min_side (the draft never scales below the requested size).
+            img.draft("RGB", (min_side, min_side))
+        try:
+            img.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"image is corrupt or truncated: {exc}") from exc
+        img = ImageOps.exif_transpose(img)
+        return _to_rgb(img)
+    except ImageError:
+        img.close()
+        raise
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB, with any transparency flattened onto white (how a photo app would show it)."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in {"RGBA", "LA", "PA"} or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode in {"I;16", "I;16B", "I;16L", "I"}:
+        # 16-bit PNGs: scale to 8 bits rather than clipping.
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        return Image.fromarray((arr / top * 255.0).round().astype(np.uint8)).convert("RGB")
+    return img.convert("RGB")
+
+
+def to_input(img: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
+    """An RGB image -> float32 array (3, size, size) in [-1, 1].
+
+    The whole frame is resized (not cropped) so damage near the edge of a photo is never cut off;
+    training sees random aspect ratios, so the squash of a 4:3 phone photo is familiar.
+    """
+    if img.mode != "RGB":
+        img = _to_rgb(img)
+    resized = img.resize((size, size), Image.Resampling.BILINEAR)
+    arr = np.asarray(resized, dtype=np.float32) / 255.0
+    arr = (arr - np.asarray(MEAN, dtype=np.float32)) / np.asarray(STD, dtype=np.float32)
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def preprocess(source: ImageSource, size: int = INPUT_SIZE) -> np.ndarray:
+    """A photo (path, bytes or file) -> the network's input. Raises ImageError on bad input."""
+    return to_input(load_image(source, min_side=size), size)
+
+
+def iter_image_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
+    """Expand files and folders (recursively) into image files, sorted within each folder."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            )
+        else:
+            found.append(path)
+    return found

@@ -1,0 +1,163 @@
+"""Shared fixtures: a tiny ONNX model that follows the serving contract, and a set of bad and good
+image files. Neither needs torch, so serving tests run in a serving-only environment."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# --------------------------------------------------------------------------------------------------
+# A tiny model following the ONNX contract (see models/inference.py)
+
+TINY_MODEL_VERSION = "tiny-0.0.1"
+
+
+def _tiny_model_proto():
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = (rng.normal(size=(3, 3)) * 3.0).astype(np.float32)
+    bias = np.array([1.0, 0.0, -1.0], dtype=np.float32)
+    initializers = [
+        numpy_helper.from_array(weight, "W"),
+        numpy_helper.from_array(bias, "B"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+        numpy_helper.from_array(np.array([0, 1, 0, 0], dtype=np.int64), "pad_front"),
+        numpy_helper.from_array(np.array([0, 0, 0, 1], dtype=np.int64), "pad_back"),
+        numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one"),
+        numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+    ]
+    nodes = [
+        # Per-channel mean -> 3 logits -> 3 sigmoids s_k.
+        helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["features"], axis=1),
+        helper.make_node("Gemm", ["features", "W", "B"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], ["s"]),
+        # p_ge_k = s_1 * ... * s_k (a cumulative product, via exp(cumsum(log))): non-increasing in k.
+        helper.make_node("Log", ["s"], ["log_s"]),
+        helper.make_node("CumSum", ["log_s", "axis1"], ["cum_log_s"]),
+        helper.make_node("Exp", ["cum_log_s"], ["p_ge"]),
+        # grade_probs = [1, p1, p2, p3] - [p1, p2, p3, 0].
+        helper.make_node("Pad", ["p_ge", "pad_front", "one"], ["upper"], mode="constant"),
+        helper.make_node("Pad", ["p_ge", "pad_back", "zero"], ["lower"], mode="constant"),
+        helper.make_node("Sub", ["upper", "lower"], ["grade_probs"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "claimlane_tiny",
+        inputs=[helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 224, 224])],
+        outputs=[
+            helper.make_tensor_value_info("grade_probs", TensorProto.FLOAT, ["N", 4]),
+            helper.make_tensor_value_info("p_ge", TensorProto.FLOAT, ["N", 3]),
+        ],
+        initializer=initializers,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="claimlane-tests"
+    )
+    model.ir_version = 8  # the IR of opset 17, which any supported onnxruntime reads
+    helper.set_model_props(
+        model,
+        {
+            "claimlane.model_version": TINY_MODEL_VERSION,
+            "claimlane.input_size": "224",
+            "claimlane.mean": json.dumps([0.5, 0.5, 0.5]),
+            "claimlane.std": json.dumps([0.5, 0.5, 0.5]),
+            "claimlane.temperature": "1.0",
+            "claimlane.grade_names": json.dumps(["none", "cosmetic", "structural", "severe"]),
+            "claimlane.architecture": "tiny-gap-gemm",
+        },
+    )
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a tiny valid model, ``<tmp>/tiny-0.0.1/model.onnx``. Treat it as read-only (it is
+    shared by the whole session); copy it to change it."""
+    onnx = pytest.importorskip("onnx")
+    path = tmp_path_factory.mktemp("weights", numbered=True) / TINY_MODEL_VERSION / "model.onnx"
+    path.parent.mkdir()
+    onnx.save(_tiny_model_proto(), str(path))
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Bad and good image files
+
+
+@dataclass
+class ImageFiles:
+    """Files made by the `bad_files` fixture: `bad` in `bad_dir`, `good` in `good_dir`, by name."""
+
+    bad_dir: Path
+    good_dir: Path
+    bad: dict[str, Path] = field(default_factory=dict)
+    good: dict[str, Path] = field(default_factory=dict)
+
+
+def _jpeg_bytes(img: Image.Image, **save_args) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", **save_args)
+    return buf.getvalue()
+
+
+def _png_with_size(width: int, height: int) -> bytes:
+    """A PNG whose header claims `width` x `height`: a 1x1 PNG with IHDR patched (and its CRC
+    recomputed), so no big pixel buffer is ever allocated."""
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1), (200, 100, 50)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    assert data[12:16] == b"IHDR"
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+@pytest.fixture
+def bad_files(tmp_path: Path) -> ImageFiles:
+    """Bad files (each must be refused with an ImageError) and a few valid but awkward photos."""
+    files = ImageFiles(bad_dir=tmp_path / "bad", good_dir=tmp_path / "good")
+    files.bad_dir.mkdir()
+    files.good_dir.mkdir()
+    rng = np.random.default_rng(1)
+    noise = Image.fromarray(rng.integers(0, 256, size=(64, 96, 3), dtype=np.uint8))
+
+    def bad(name: str, data: bytes) -> None:
+        files.bad[name] = files.bad_dir / name
+        files.bad[name].write_bytes(data)
+
+    bad("empty.jpg", b"")
+    jpeg = _jpeg_bytes(noise, quality=90)
+    bad("truncated.jpg", jpeg[: len(jpeg) // 2])
+    bad("text.jpg", b"this is not a photo, just text that happens to be named .jpg\n" * 4)
+    bad("huge.png", _png_with_size(20_000, 20_000))
+
+    def good(name: str) -> Path:
+        files.good[name] = files.good_dir / name
+        return files.good[name]
+
+    # Landscape 40x20 pixels stored sideways: EXIF orientation 6 (rotate 90 degrees clockwise).
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (40, 20), (30, 120, 200)).save(good("exif_rotated.jpg"), format="JPEG", exif=exif)
+    rgba = np.zeros((48, 32, 4), dtype=np.uint8)
+    rgba[..., 0] = 255  # red, but the left half fully transparent
+    rgba[:, 16:, 3] = 255
+    Image.fromarray(rgba).save(good("alpha.png"), format="PNG")
+    gray16 = (np.linspace(0, 65535, 50 * 30).reshape(30, 50)).astype(np.uint16)
+    Image.fromarray(gray16).save(good("gray16.png"), format="PNG")
+    noise.save(good("photo.webp"), format="WEBP", quality=80)
+    # Content decides the format, not the name.
+    noise.save(good("png_named.jpg"), format="PNG")
+    return files

@@ -1,0 +1,109 @@
+"""Decoding and preprocessing: what the network sees must not depend on how the photo was stored."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.preprocessing import INPUT_SIZE, ImageError, load_image, preprocess, to_input
+
+
+def _jpeg(width: int, height: int) -> bytes:
+    # A smooth gradient: photo-like, and cheap to encode at any size.
+    x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    rgb = np.stack([x + 0 * y, y + 0 * x, (x + y) / 2], axis=-1).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+def test_output_shape_dtype_and_range(bad_files):
+    for path in bad_files.good.values():
+        arr = preprocess(path)
+        assert arr.shape == (3, INPUT_SIZE, INPUT_SIZE), path.name
+        assert arr.dtype == np.float32
+        assert arr.flags.c_contiguous
+        assert arr.min() >= -1.0 and arr.max() <= 1.0, path.name
+
+
+def test_extreme_pixels_map_to_minus_one_and_one():
+    assert np.all(to_input(Image.new("RGB", (10, 10), (0, 0, 0))) == -1.0)
+    assert np.all(to_input(Image.new("RGB", (10, 10), (255, 255, 255))) == 1.0)
+
+
+def test_exif_orientation_is_applied(bad_files):
+    img = load_image(bad_files.good["exif_rotated.jpg"])
+    assert img.size == (20, 40)  # stored 40x20 with orientation 6 -> upright 20 wide, 40 tall
+
+
+def test_draft_mode_engages_for_big_jpeg():
+    img = load_image(_jpeg(3000, 2000))
+    width, height = img.size
+    assert width < 3000 and height < 2000, "big JPEG was fully decoded (draft mode not used)"
+    assert min(width, height) >= INPUT_SIZE
+    assert img.mode == "RGB"
+
+
+def test_small_jpeg_is_not_shrunk_below_input_size():
+    assert load_image(_jpeg(300, 250)).size == (300, 250)
+
+
+@pytest.mark.parametrize("name", ["empty.jpg", "truncated.jpg", "text.jpg", "huge.png"])
+def test_bad_files_raise_image_error(bad_files, name):
+    path = bad_files.bad[name]
+    with pytest.raises(ImageError):
+        preprocess(path)
+    with pytest.raises(ImageError):  # and the same from bytes
+        preprocess(path.read_bytes())
+
+
+def test_huge_png_refused_as_too_large(bad_files):
+    path = bad_files.bad["huge.png"]
+    assert path.stat().st_size < 1000  # the header lies: no 400-megapixel buffer was ever made
+    with pytest.raises(ImageError, match="too large"):
+        load_image(path)
+
+
+def test_alpha_is_flattened_on_white(bad_files):
+    img = load_image(bad_files.good["alpha.png"])
+    assert img.mode == "RGB"
+    arr = np.asarray(img)
+    assert np.all(arr[:, :16] == 255)  # transparent half -> white
+    assert np.all(arr[:, 16:] == (255, 0, 0))  # opaque half -> red
+
+
+def test_16_bit_grayscale_is_scaled_not_clipped(bad_files):
+    arr = np.asarray(load_image(bad_files.good["gray16.png"]))
+    assert arr.shape == (30, 50, 3)
+    assert arr.min() == 0 and arr.max() == 255
+    assert len(np.unique(arr)) > 100  # a gradient, not a saturated image
+
+
+def test_format_decided_by_content_not_name(bad_files):
+    path = bad_files.good["png_named.jpg"]
+    assert path.suffix == ".jpg"
+    assert preprocess(path).shape == (3, INPUT_SIZE, INPUT_SIZE)
+
+
+def test_webp_is_accepted(bad_files):
+    assert load_image(bad_files.good["photo.webp"]).size == (96, 64)
+
+
+def test_unsupported_format_refused(tmp_path):
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (32, 32)).save(path, format="BMP")
+    with pytest.raises(ImageError, match="unsupported"):
+        preprocess(path)
+
+
+def test_path_bytes_and_file_agree(bad_files):
+    path = bad_files.good["exif_rotated.jpg"]
+    from_path = preprocess(path)
+    with path.open("rb") as fh:
+        from_file = preprocess(fh)
+    np.testing.assert_array_equal(from_path, preprocess(path.read_bytes()))
+    np.testing.assert_array_equal(from_path, from_file)

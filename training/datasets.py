@@ -1,0 +1,108 @@
+"""Datasets: assemble the training manifest from every source, and read it as torch tensors.
+
+Sources of one run's manifest:
+- `damaged-intact-boxes`: real photos with binary labels, split by group. Its intact brown
+  cardboard boxes (tagged in `training/data/brown_intact_holdout.csv`) get the source
+  `damaged-intact-boxes:brown-intact` so every report shows the box-type bias on its own line.
+- `synthetic`: procedural parcels with all four grades (train / val / test from disjoint seeds).
+- `composite`: graded damage painted onto real intact photos (their group and split kept), so
+  "retail box" stops meaning "intact".
+- extra manifests (the review loop's exports) in the same format.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from models.preprocessing import load_image
+from training.config import DataConfig
+from training.manifest import Row, read_manifest, shared_dataset_dir, shared_dataset_rows, write_manifest
+
+BROWN_INTACT_SOURCE = "damaged-intact-boxes:brown-intact"
+
+
+class ManifestDataset(Dataset):
+    """Rows -> (image tensor, grade or -1, damaged). Decoding is the serving decoder."""
+
+    def __init__(self, rows: Sequence[Row], transform: Callable) -> None:
+        self.rows = list(rows)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        row = self.rows[i]
+        image = self.transform(load_image(row.path))
+        return torch.from_numpy(np.asarray(image)), -1 if row.grade is None else row.grade, row.damaged
+
+
+def tagged_files(list_path: str | Path) -> set[str]:
+    path = Path(list_path)
+    if not path.exists():
+        return set()
+    with path.open() as fh:
+        lines = [line.strip() for line in fh if line.strip() and not line.startswith("#")]
+    return {row["file"] for row in csv.DictReader(lines)}
+
+
+def shared_rows(cfg: DataConfig) -> list[Row]:
+    root = shared_dataset_dir()
+    if not (root / "labels.csv").exists():
+        return []
+    brown = tagged_files(cfg.holdout_list)
+    rows = []
+    for row in shared_dataset_rows(root):
+        if row.path.relative_to(root).as_posix() in brown:
+            row = dataclasses.replace(row, source=BROWN_INTACT_SOURCE)
+        rows.append(row)
+    if cfg.shared_limit:
+        rng = np.random.default_rng(0)
+        rows = [rows[i] for i in sorted(rng.choice(len(rows), size=min(cfg.shared_limit, len(rows)),
+                                                   replace=False))]
+    return rows
+
+
+def build_manifest(cfg: DataConfig, out: str | Path) -> Path:
+    """Write the run's manifest; generated images are cached by seed and size in `cfg.cache_dir`."""
+    from training import synthetic
+
+    cache = Path(cfg.cache_dir)
+    rows: list[Row] = []
+    base = shared_rows(cfg) if cfg.shared else []
+    rows += base
+    for split, n, offset in (("train", cfg.synthetic_train, 0), ("val", cfg.synthetic_val, 1),
+                             ("test", cfg.synthetic_test, 2)):
+        if n <= 0:
+            continue
+        seed = cfg.synthetic_seed * 10 + offset
+        rows += _cached(cache / f"synthetic-s{seed}-n{n}-{cfg.synthetic_size}",
+                        lambda d, n=n, seed=seed, split=split: synthetic.generate(
+                            d, n, seed=seed, split=split, size=cfg.synthetic_size))
+    if cfg.composites_per_intact > 0 and base:
+        intact = [r for r in base if r.damaged == 0]
+        rows += _cached(cache / f"composite-s{cfg.synthetic_seed}-k{cfg.composites_per_intact}-n{len(intact)}",
+                        lambda d: synthetic.generate_composites(intact, d, per_image=cfg.composites_per_intact,
+                                                                seed=cfg.synthetic_seed))
+    for extra in cfg.extra_manifests:
+        rows += read_manifest(extra)
+    return write_manifest(out, rows)
+
+
+def _cached(folder: Path, make: Callable[[Path], list[Row]]) -> list[Row]:
+    manifest = folder / "manifest.csv"
+    if manifest.exists():
+        return read_manifest(manifest)
+    tmp = folder.with_name(folder.name + ".partial")
+    tmp.mkdir(parents=True, exist_ok=True)
+    rows = make(tmp)
+    write_manifest(tmp / "manifest.csv", rows)
+    tmp.rename(folder)  # a half-generated folder is never mistaken for a finished one
+    return read_manifest(manifest)
