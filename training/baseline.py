@@ -29,12 +29,14 @@ def features(paths: list[Path], batch: int = 32) -> np.ndarray:
     net._fc = None
     out = []
     for i in tqdm(range(0, len(paths), batch), desc="features", unit="batch"):
-        x = torch.from_numpy(np.stack([preprocess(p) for p in paths[i:i + batch]]))
+        x = torch.from_numpy(np.stack([preprocess(p) for p in paths[i : i + batch]]))
         out.append(net(x).numpy())
     return np.concatenate(out)
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 500) -> tuple[np.ndarray, float]:
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 500
+) -> tuple[np.ndarray, float]:
     xt, yt = torch.from_numpy(x).double(), torch.from_numpy(y).double()
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
@@ -65,9 +67,15 @@ def main(argv: list[str] | None = None) -> None:
     w, b = fit_logistic((x_train - mean) / std, np.array([r.damaged for r in train], dtype=np.float64))
     p = 1 / (1 + np.exp(-(((x_test - mean) / std) @ w + b)))
     probs = np.stack([1 - p, p, np.zeros_like(p), np.zeros_like(p)], axis=1)  # binary: all mass on grade 1
-    report = evaluate_predictions(test, probs, Path(args.out), model_version="baseline-linear-probe",
-                                  title="Baseline: ImageNet features + logistic regression", split="test",
-                                  focus=[BROWN_INTACT_SOURCE])
+    report = evaluate_predictions(
+        test,
+        probs,
+        Path(args.out),
+        model_version="baseline-linear-probe",
+        title="Baseline: ImageNet features + logistic regression",
+        split="test",
+        focus=[BROWN_INTACT_SOURCE],
+    )
     brown = report.get("focus", {}).get(BROWN_INTACT_SOURCE) or {}
     print(f"wrote {args.out}/summary.md; intact brown cardboard wrongly flagged: {brown.get('fpr', 'n/a')}")
 

@@ -32,8 +32,9 @@ def ordinal_targets_np(grade: np.ndarray, damaged: np.ndarray) -> tuple[np.ndarr
     return targets, mask
 
 
-def fit_temperature(logits: np.ndarray, grade: np.ndarray, damaged: np.ndarray,
-                    bounds: tuple[float, float] = (0.05, 20.0)) -> float:
+def fit_temperature(
+    logits: np.ndarray, grade: np.ndarray, damaged: np.ndarray, bounds: tuple[float, float] = (0.05, 20.0)
+) -> float:
     """The T minimising validation NLL: a coarse log-grid, then golden-section refinement.
 
     A 1-D convex-ish problem: a grid search is robust to the flat regions where LBFGS can stall.

@@ -65,8 +65,10 @@ def shared_rows(cfg: DataConfig) -> list[Row]:
         rows.append(row)
     if cfg.shared_limit:
         rng = np.random.default_rng(0)
-        rows = [rows[i] for i in sorted(rng.choice(len(rows), size=min(cfg.shared_limit, len(rows)),
-                                                   replace=False))]
+        rows = [
+            rows[i]
+            for i in sorted(rng.choice(len(rows), size=min(cfg.shared_limit, len(rows)), replace=False))
+        ]
     return rows
 
 
@@ -78,19 +80,28 @@ def build_manifest(cfg: DataConfig, out: str | Path) -> Path:
     rows: list[Row] = []
     base = shared_rows(cfg) if cfg.shared else []
     rows += base
-    for split, n, offset in (("train", cfg.synthetic_train, 0), ("val", cfg.synthetic_val, 1),
-                             ("test", cfg.synthetic_test, 2)):
+    for split, n, offset in (
+        ("train", cfg.synthetic_train, 0),
+        ("val", cfg.synthetic_val, 1),
+        ("test", cfg.synthetic_test, 2),
+    ):
         if n <= 0:
             continue
         seed = cfg.synthetic_seed * 10 + offset
-        rows += _cached(cache / f"synthetic-s{seed}-n{n}-{cfg.synthetic_size}",
-                        lambda d, n=n, seed=seed, split=split: synthetic.generate(
-                            d, n, seed=seed, split=split, size=cfg.synthetic_size))
+        rows += _cached(
+            cache / f"synthetic-s{seed}-n{n}-{cfg.synthetic_size}",
+            lambda d, n=n, seed=seed, split=split: synthetic.generate(
+                d, n, seed=seed, split=split, size=cfg.synthetic_size
+            ),
+        )
     if cfg.composites_per_intact > 0 and base:
         intact = [r for r in base if r.damaged == 0]
-        rows += _cached(cache / f"composite-s{cfg.synthetic_seed}-k{cfg.composites_per_intact}-n{len(intact)}",
-                        lambda d: synthetic.generate_composites(intact, d, per_image=cfg.composites_per_intact,
-                                                                seed=cfg.synthetic_seed))
+        rows += _cached(
+            cache / f"composite-s{cfg.synthetic_seed}-k{cfg.composites_per_intact}-n{len(intact)}",
+            lambda d: synthetic.generate_composites(
+                intact, d, per_image=cfg.composites_per_intact, seed=cfg.synthetic_seed
+            ),
+        )
     for extra in cfg.extra_manifests:
         rows += read_manifest(extra)
     return write_manifest(out, rows)

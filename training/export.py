@@ -91,8 +91,14 @@ def export_onnx(model: CalibratedDamageNet, path: Path, *, opset: int, metadata:
     example = torch.randn(2, 3, INPUT_SIZE, INPUT_SIZE)
     batch = torch.export.Dim("batch", min=1, max=1024)
     program = torch.onnx.export(
-        model, (example,), dynamo=True, opset_version=opset, input_names=["image"],
-        output_names=["grade_probs", "p_ge"], dynamic_shapes={"image": {0: batch}}, optimize=True,
+        model,
+        (example,),
+        dynamo=True,
+        opset_version=opset,
+        input_names=["image"],
+        output_names=["grade_probs", "p_ge"],
+        dynamic_shapes={"image": {0: batch}},
+        optimize=True,
         verbose=False,
     )
     proto = program.model_proto
@@ -140,9 +146,16 @@ def default_version(arch: str) -> str:
     return f"{arch.replace('_', '')}-{time.strftime('%Y.%m.%d')}"
 
 
-def export_version(net: DamageNet, temperature: float, cfg: RunConfig, out_root: Path, *,
-                   train_manifest: Path | None = None, training_summary: dict | None = None,
-                   parity_images: np.ndarray | None = None) -> Path:
+def export_version(
+    net: DamageNet,
+    temperature: float,
+    cfg: RunConfig,
+    out_root: Path,
+    *,
+    train_manifest: Path | None = None,
+    training_summary: dict | None = None,
+    parity_images: np.ndarray | None = None,
+) -> Path:
     """Write `<out_root>/<version>/` and check ONNX Runtime against PyTorch on real inputs."""
     version = cfg.export.version or default_version(cfg.model.arch)
     version_dir = Path(out_root) / version
@@ -165,16 +178,36 @@ def export_version(net: DamageNet, temperature: float, cfg: RunConfig, out_root:
     diff = onnx_parity(calibrated, onnx_path, parity_images)
     if diff > PARITY_ATOL:
         raise RuntimeError(f"ONNX Runtime and PyTorch disagree: max |diff| {diff:.2e} > {PARITY_ATOL}")
-    torch.save({"arch": cfg.model.arch, "temperature": temperature, "version": version,
-                "model": {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}},
-               version_dir / "checkpoint.pt")
-    (version_dir / "calibration.json").write_text(json.dumps(
-        {"method": "temperature scaling on the validation split", "temperature": temperature}, indent=2))
-    (version_dir / "training.json").write_text(json.dumps(
-        {"config": config_dict(cfg), "train_manifest_sha256": metadata["claimlane.train_manifest_sha256"],
-         "onnx_parity_max_abs_diff": diff, **(training_summary or {})}, indent=2, default=str))
+    torch.save(
+        {
+            "arch": cfg.model.arch,
+            "temperature": temperature,
+            "version": version,
+            "model": {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()},
+        },
+        version_dir / "checkpoint.pt",
+    )
+    (version_dir / "calibration.json").write_text(
+        json.dumps(
+            {"method": "temperature scaling on the validation split", "temperature": temperature}, indent=2
+        )
+    )
+    (version_dir / "training.json").write_text(
+        json.dumps(
+            {
+                "config": config_dict(cfg),
+                "train_manifest_sha256": metadata["claimlane.train_manifest_sha256"],
+                "onnx_parity_max_abs_diff": diff,
+                **(training_summary or {}),
+            },
+            indent=2,
+            default=str,
+        )
+    )
     write_checksums(version_dir)
-    print(f"exported {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB), ONNX vs PyTorch max |diff| {diff:.1e}")
+    print(
+        f"exported {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB), ONNX vs PyTorch max |diff| {diff:.1e}"
+    )
     return version_dir
 
 

@@ -23,7 +23,9 @@ from pathlib import Path
 FIELDS = ("path", "grade", "damaged", "group", "source", "split")
 SPLITS = ("train", "val", "test")
 SHARED_DATASET_ENV = "CLAIMLANE_BOXES_DIR"
-SHARED_DATASET_DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared/datasets/damaged-intact-boxes"
+SHARED_DATASET_DEFAULT = (
+    Path(__file__).resolve().parent.parent.parent / "shared/datasets/damaged-intact-boxes"
+)
 SHARED_SOURCE = "damaged-intact-boxes"
 
 

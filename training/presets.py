@@ -50,15 +50,19 @@ class TrainPreset:
     def __init__(self, size: int = INPUT_SIZE) -> None:
         self.size = size
         # Mild crops only: a tight crop can cut the damage out of a "damaged" photo.
-        self.geometry = v2.Compose([
-            v2.RandomPerspective(distortion_scale=0.2, p=0.3, fill=(128, 128, 128)),
-            v2.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.7, 1.45), antialias=True),
-            v2.RandomHorizontalFlip(),
-        ])
-        self.photometric = v2.Compose([
-            v2.ColorJitter(brightness=0.35, contrast=0.35, saturation=0.3, hue=0.04),
-            v2.RandomGrayscale(p=0.03),
-        ])
+        self.geometry = v2.Compose(
+            [
+                v2.RandomPerspective(distortion_scale=0.2, p=0.3, fill=(128, 128, 128)),
+                v2.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.7, 1.45), antialias=True),
+                v2.RandomHorizontalFlip(),
+            ]
+        )
+        self.photometric = v2.Compose(
+            [
+                v2.ColorJitter(brightness=0.35, contrast=0.35, saturation=0.3, hue=0.04),
+                v2.RandomGrayscale(p=0.03),
+            ]
+        )
         self.blur = RandomBlur()
         self.jpeg = RandomJpeg()
 

@@ -40,9 +40,28 @@ def smooth_noise(rng: np.random.Generator, h: int, w: int, feature: float, aniso
     return out * F32(1.6)
 
 
+_BANK_SIZE = 512
+_BANK = np.random.default_rng(20240917).standard_normal((_BANK_SIZE, _BANK_SIZE), dtype=F32)
+
+
 def fine_noise(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """Per-texel white noise (paper grain, carpet pile, sensor-scale detail)."""
-    return rng.standard_normal((h, w), dtype=F32)
+    """Per-texel white noise (paper grain, carpet pile, sensor-scale detail).
+
+    Drawing fresh Gaussian noise is the single biggest cost of a render, so this takes a random
+    crop (random offset, flip and transpose chosen by `rng`) of a fixed, seeded noise bank;
+    white noise has no structure for a model to memorise at that scale."""
+    if h > _BANK_SIZE or w > _BANK_SIZE:
+        return rng.standard_normal((h, w), dtype=F32)
+    t = bool(rng.integers(2))
+    hh, ww = (w, h) if t else (h, w)
+    y0 = int(rng.integers(0, _BANK_SIZE - hh + 1))
+    x0 = int(rng.integers(0, _BANK_SIZE - ww + 1))
+    crop = _BANK[y0 : y0 + hh, x0 : x0 + ww]
+    if t:
+        crop = crop.T
+    if rng.integers(2):
+        crop = crop[::-1]
+    return crop.copy()
 
 
 def blur(a: np.ndarray, r: float) -> np.ndarray:
@@ -77,8 +96,19 @@ class Mask:
         self.draw = ImageDraw.Draw(self.img)
 
     def array(self, blur_radius: float = 0.0) -> np.ndarray:
-        img = self.img.filter(ImageFilter.GaussianBlur(blur_radius)) if blur_radius > 0 else self.img
-        return np.asarray(img, dtype=F32) * F32(1 / 255)
+        if blur_radius <= 0:
+            return np.asarray(self.img, dtype=F32) * F32(1 / 255)
+        box = self.img.getbbox()
+        out = np.zeros((self.img.height, self.img.width), F32)
+        if box is None:
+            return out
+        # Blur only around what was drawn: most masks are small marks on a large face.
+        m = int(math.ceil(blur_radius * 3)) + 1
+        x0, y0 = max(0, box[0] - m), max(0, box[1] - m)
+        x1, y1 = min(self.img.width, box[2] + m), min(self.img.height, box[3] + m)
+        crop = self.img.crop((x0, y0, x1, y1)).filter(ImageFilter.GaussianBlur(blur_radius))
+        out[y0:y1, x0:x1] = np.asarray(crop, dtype=F32) * F32(1 / 255)
+        return out
 
 
 def ragged_polygon(
@@ -138,11 +168,13 @@ def kraft_colour(rng: np.random.Generator) -> np.ndarray:
 
 
 def white_board_colour(rng: np.random.Generator) -> np.ndarray:
+    """White-top board and white mailers: near-neutral, slightly off-white."""
     g = rng.uniform(0.82, 0.96)
     return np.clip(np.array([g, g, g], F32) + rng.normal(0, 0.015, 3).astype(F32), 0, 1)
 
 
 def retail_colour(rng: np.random.Generator) -> np.ndarray:
+    """Any saturated print colour (retail packaging, product boxes inside parcels)."""
     return hsv(rng.random(), rng.uniform(0.35, 0.9), rng.uniform(0.35, 0.95))
 
 
@@ -212,15 +244,17 @@ def board_albedo(
     show through as faint parallel lines ~4-8 mm apart. White and printed boards are smoother.
     """
     tex = {"kraft": 1.0, "mailer": 0.7, "white": 0.45, "printed": 0.3}[material]
-    mott = smooth_noise(rng, h, w, 0.09 * ppm) * F32(0.035 * tex)
-    mott += smooth_noise(rng, h, w, 0.3 * ppm) * F32(0.03 * tex)
+    mott = smooth_noise(rng, h, w, 0.06 * ppm) * F32(0.02 * tex)
+    mott += smooth_noise(rng, h, w, 0.25 * ppm) * F32(0.018 * tex)
     if rng.random() < 0.5:
-        fib = smooth_noise(rng, h, w, 0.004 * ppm + 1, aniso=rng.uniform(3, 7))
+        fib = smooth_noise(rng, h, w, 2.0, aniso=rng.uniform(2, 4))
     else:
-        fib = smooth_noise(rng, w, h, 0.004 * ppm + 1, aniso=rng.uniform(3, 7)).T
-    fib = fib * F32(0.018 * tex)
-    grain = fine_noise(rng, h, w) * F32(0.012 * tex + 0.004)
-    lum = 1 + mott + fib + grain
+        fib = smooth_noise(rng, w, h, 2.0, aniso=rng.uniform(2, 4)).T
+    fib = fib * F32(0.01 * tex)
+    grain = fine_noise(rng, h, w) * F32(0.014 * tex + 0.004)
+    # Recycled board has scattered dark fibre specks.
+    specks = (fine_noise(rng, h, w) < F32(-2.65 - 0.3 * (1 - tex))) * F32(-0.12)
+    lum = 1 + mott + fib + grain + specks
     if material in ("kraft", "white") and rng.random() < 0.85:
         period = rng.uniform(0.0045, 0.009) * ppm
         if period >= 2.4:
@@ -264,7 +298,13 @@ def normal_wear(rng: np.random.Generator, rgb: np.ndarray, ppm: float, amount: f
 
 
 def text_blocks(
-    rng: np.random.Generator, d: ImageDraw.ImageDraw, x: float, y: float, width: float, lh: float, fill: int = 255
+    rng: np.random.Generator,
+    d: ImageDraw.ImageDraw,
+    x: float,
+    y: float,
+    width: float,
+    lh: float,
+    fill: int = 255,
 ) -> None:
     """A line of 'words': at phone-photo resolution text reads as rows of small blocks."""
     cx = x
@@ -322,7 +362,9 @@ def draw_pictogram(rng: np.random.Generator, d: ImageDraw.ImageDraw, x: float, y
             d.line([(xx, y - s * 0.15), (xx - s * 0.05, y + s * 0.02)], fill=255, width=lw)
     else:
         d.ellipse([x - s * 0.5, y, x + s * 0.5, y + s], outline=255, width=lw)
-        d.ellipse([x - s * 0.33, y + s * 0.17, x + s * 0.33, y + s * 0.83], outline=255, width=max(1, lw // 2))
+        d.ellipse(
+            [x - s * 0.33, y + s * 0.17, x + s * 0.33, y + s * 0.83], outline=255, width=max(1, lw // 2)
+        )
         for k in range(3):
             text_blocks(rng, d, x - s * 0.22, y + s * (0.32 + 0.14 * k), s * 0.44, s * 0.06)
 
@@ -343,16 +385,26 @@ def draw_brand(rng: np.random.Generator, d: ImageDraw.ImageDraw, x: float, y: fl
 
 
 def draw_scribble(rng: np.random.Generator, d: ImageDraw.ImageDraw, x: float, y: float, s: float) -> None:
-    """Marker handwriting (order numbers, names, 'x2'): a loopy random walk."""
-    pts = [(x, y)]
-    ang = rng.uniform(-0.3, 0.3)
-    for _ in range(int(rng.integers(8, 22))):
-        ang += rng.normal(0, 1.3)
-        step = s * rng.uniform(0.15, 0.4)
-        x += abs(math.cos(ang)) * step * 0.7 + step * 0.25
-        y += math.sin(ang) * step
-        pts.append((x, y))
-    d.line(pts, fill=255, width=max(1, int(s * rng.uniform(0.06, 0.12))), joint="curve")
+    """Marker handwriting (names, order numbers, 'x2'): rows of looping cursive strokes along a
+    baseline, letter heights varying. Loops, not jagged lines, so it never resembles a crack."""
+    wd = max(1, int(s * rng.uniform(0.07, 0.13)))
+    slope = rng.normal(0, 0.08)
+    for row in range(int(rng.integers(1, 3))):
+        cx = x
+        by = y + row * s * 1.8
+        for _ in range(int(rng.integers(1, 4))):
+            n = int(rng.integers(2, 7))
+            heights = rng.uniform(0.35, 1.0, n) * s
+            heights[rng.random(n) < 0.25] *= 1.7
+            pts = []
+            for k in range(n * 8 + 1):
+                t = k / 8
+                li = min(int(t), n - 1)
+                px = cx + t * s * 0.55 - math.sin(2 * math.pi * t) * s * 0.16
+                py = by - (0.5 - 0.5 * math.cos(2 * math.pi * t)) * heights[li] + (px - x) * slope
+                pts.append((px, py))
+            d.line(pts, fill=255, width=wd, joint="curve")
+            cx += n * s * 0.55 + s * rng.uniform(0.4, 0.8)
 
 
 def make_label(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
@@ -367,16 +419,16 @@ def make_label(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, np
         paper = hsv(rng.uniform(0.1, 0.2), rng.uniform(0.25, 0.5), rng.uniform(0.85, 0.97))
     img = Image.new("L", (w, h), 0)
     d = ImageDraw.Draw(img)
-    lh = max(1.0, h * rng.uniform(0.025, 0.04))
+    lh = max(1.0, h * rng.uniform(0.018, 0.03))
     y = h * 0.05
     for _ in range(int(rng.integers(2, 5))):
-        text_blocks(rng, d, w * 0.06, y, w * rng.uniform(0.3, 0.85), lh, fill=int(rng.uniform(110, 230)))
+        text_blocks(rng, d, w * 0.06, y, w * rng.uniform(0.3, 0.85), lh, fill=int(rng.uniform(70, 160)))
         y += lh * 2.0
     d.line([(0, y), (w, y)], fill=230, width=max(1, int(lh * 0.6)))
     y += lh * 1.5
     if rng.random() < 0.6:
         d.rectangle([w * 0.06, y, w * 0.3, y + w * 0.24], fill=240)
-        text_blocks(rng, d, w * 0.35, y + lh, w * 0.5, lh * 1.8, fill=240)
+        text_blocks(rng, d, w * 0.35, y + lh, w * 0.5, lh * 1.6, fill=200)
         y += w * 0.28
     bh = h * rng.uniform(0.16, 0.28)
     bx = w * 0.08
@@ -396,7 +448,7 @@ def make_label(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, np
             text_blocks(rng, d, w * 0.38, y + k * lh * 2, w * 0.5, lh, fill=200)
         y += w * 0.28
     while y < h * 0.92:
-        text_blocks(rng, d, w * 0.06, y, w * rng.uniform(0.3, 0.88), lh, fill=int(rng.uniform(100, 220)))
+        text_blocks(rng, d, w * 0.06, y, w * rng.uniform(0.3, 0.88), lh, fill=int(rng.uniform(60, 150)))
         y += lh * 2.0
     if rng.random() < 0.7:
         d.rectangle([0, 0, w - 1, h - 1], outline=150, width=max(1, int(lh * 0.4)))
@@ -442,6 +494,27 @@ def tape_strip(
     Clear tape darkens and warms the board slightly and shows glossy streaks and bright edges;
     brown and printed tape are nearly opaque. Dispenser-cut ends are serrated.
     """
+    # Work on the view around the strip only: tape is thin and faces are large.
+    h, w = rgb.shape[:2]
+    m = width * 0.6 + 2
+    bx0, bx1 = max(0, int(min(p0[0], p1[0]) - m)), min(w, int(max(p0[0], p1[0]) + m) + 1)
+    by0, by1 = max(0, int(min(p0[1], p1[1]) - m)), min(h, int(max(p0[1], p1[1]) + m) + 1)
+    if bx0 >= bx1 or by0 >= by1:
+        return
+    q0, q1 = (p0[0] - bx0, p0[1] - by0), (p1[0] - bx0, p1[1] - by0)
+    _tape_strip(rng, rgb[by0:by1, bx0:bx1], q0, q1, width, style, ppm, ragged_end)
+
+
+def _tape_strip(
+    rng: np.random.Generator,
+    rgb: np.ndarray,
+    p0: Pt,
+    p1: Pt,
+    width: float,
+    style: str,
+    ppm: float,
+    ragged_end: bool,
+) -> None:
     h, w = rgb.shape[:2]
     (x0, y0), (x1, y1) = p0, p1
     length = math.hypot(x1 - x0, y1 - y0) + 1e-6
@@ -542,7 +615,7 @@ def contents_patch(rng: np.random.Generator, h: int, w: int, ppm: float) -> np.n
 def _content(rng: np.random.Generator, kind: str, h: int, w: int, ppm: float) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(F32)
     if kind == "bubble":
-        base = np.array([0.72, 0.76, 0.78], F32) * F32(rng.uniform(0.7, 1.05))
+        base = np.array([0.84, 0.87, 0.88], F32) * F32(rng.uniform(0.85, 1.1))
         pitch = max(3.0, rng.uniform(0.008, 0.014) * ppm)
         gx = (xx / pitch) % 1 - 0.5
         gy = ((yy / pitch + 0.5 * (np.floor(xx / pitch) % 2)) % 1) - 0.5
@@ -588,6 +661,8 @@ def _content(rng: np.random.Generator, kind: str, h: int, w: int, ppm: float) ->
     size = max(2.0, 0.012 * ppm)
     for _ in range(int(h * w / (size * size * 1.5)) + 1):
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-        m.draw.ellipse([cx - size, cy - size * 0.6, cx + size, cy + size * 0.6], fill=int(rng.uniform(150, 255)))
+        m.draw.ellipse(
+            [cx - size, cy - size * 0.6, cx + size, cy + size * 0.6], fill=int(rng.uniform(150, 255))
+        )
     paint(img, m.array(blur_radius=0.6), base, 1.0)
     return img

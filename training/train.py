@@ -48,13 +48,26 @@ def _worker_init(worker_id: int) -> None:
 
 def make_loader(rows: list[Row], transform, cfg: RunConfig, *, shuffle: bool) -> DataLoader:
     generator = torch.Generator().manual_seed(cfg.seed)
-    return DataLoader(ManifestDataset(rows, transform), batch_size=cfg.train.batch_size, shuffle=shuffle,
-                      num_workers=cfg.train.num_workers, worker_init_fn=_worker_init, generator=generator,
-                      persistent_workers=cfg.train.num_workers > 0, drop_last=False)
+    return DataLoader(
+        ManifestDataset(rows, transform),
+        batch_size=cfg.train.batch_size,
+        shuffle=shuffle,
+        num_workers=cfg.train.num_workers,
+        worker_init_fn=_worker_init,
+        generator=generator,
+        persistent_workers=cfg.train.num_workers > 0,
+        drop_last=False,
+    )
 
 
-def train_one_epoch(model: DamageNet, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler, epoch: int, max_steps: int = 0) -> dict:
+def train_one_epoch(
+    model: DamageNet,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    epoch: int,
+    max_steps: int = 0,
+) -> dict:
     set_train_mode(model)
     total, count, steps = 0.0, 0, 0
     bar = tqdm(loader, desc=f"epoch {epoch} train", unit="batch", leave=False)
@@ -64,7 +77,7 @@ def train_one_epoch(model: DamageNet, loader: DataLoader, optimizer: torch.optim
         loss.backward()
         optimizer.step()
         scheduler.step()
-        total += float(loss) * len(image)
+        total += loss.item() * len(image)
         count += len(image)
         steps += 1
         bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{scheduler.get_last_lr()[-1]:.2e}")
@@ -107,6 +120,7 @@ def lr_lambda(warmup: int, total: int):
             return (step + 1) / warmup
         progress = (step - warmup) / max(total - warmup, 1)
         return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
     return f
 
 
@@ -114,8 +128,10 @@ def build_optimizer(model: DamageNet, cfg: RunConfig) -> torch.optim.Optimizer:
     backbone = [p for p in model.backbone.parameters() if p.requires_grad]
     head = list(model.head.parameters())
     scale = cfg.train.backbone_lr_scale if cfg.model.pretrained else 1.0
-    return torch.optim.AdamW([{"params": backbone, "lr": cfg.train.lr * scale},
-                              {"params": head, "lr": cfg.train.lr}], weight_decay=cfg.train.weight_decay)
+    return torch.optim.AdamW(
+        [{"params": backbone, "lr": cfg.train.lr * scale}, {"params": head, "lr": cfg.train.lr}],
+        weight_decay=cfg.train.weight_decay,
+    )
 
 
 def save_checkpoint(path: Path, **state) -> None:
@@ -138,7 +154,9 @@ def plot_curves(history: list[dict], path: Path) -> None:
     ax1.set(xlabel="epoch", ylabel="ordinal loss", title="Loss")
     ax1.legend()
     for key in sorted(k for k in history[-1] if k.startswith("val_auroc")):
-        ax2.plot(epochs, [h.get(key, float("nan")) for h in history], "o-", label=key.replace("val_auroc", "AUROC"))
+        ax2.plot(
+            epochs, [h.get(key, float("nan")) for h in history], "o-", label=key.replace("val_auroc", "AUROC")
+        )
     ax2.set(xlabel="epoch", ylabel="AUROC damaged vs intact", title="Validation AUROC", ylim=(0.4, 1.0))
     ax2.legend(fontsize=7)
     fig.tight_layout()
@@ -163,17 +181,22 @@ def run(cfg: RunConfig, *, resume: bool = False) -> Path:
     val_rows = [r for r in rows if r.split == "val"]
     if not train_rows or not val_rows:
         raise SystemExit(f"{manifest}: need train and val rows (have {len(train_rows)} / {len(val_rows)})")
-    print(f"data: {len(train_rows)} train, {len(val_rows)} val, "
-          f"{sum(r.split == 'test' for r in rows)} test rows from {sorted({r.source for r in rows})}")
+    print(
+        f"data: {len(train_rows)} train, {len(val_rows)} val, "
+        f"{sum(r.split == 'test' for r in rows)} test rows from {sorted({r.source for r in rows})}"
+    )
 
     model = build_network(cfg.model.arch, pretrained=cfg.model.pretrained, dropout=cfg.model.dropout)
     freeze_stem(model, cfg.model.freeze_blocks)
     optimizer = build_optimizer(model, cfg)
     train_loader = make_loader(train_rows, TrainPreset(), cfg, shuffle=True)
     val_loader = make_loader(val_rows, EvalPreset(), cfg, shuffle=False)
-    steps_per_epoch = len(train_loader) if not cfg.train.max_steps else min(len(train_loader), cfg.train.max_steps)
+    steps_per_epoch = (
+        len(train_loader) if not cfg.train.max_steps else min(len(train_loader), cfg.train.max_steps)
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(min(cfg.train.warmup_steps, steps_per_epoch), steps_per_epoch * cfg.train.epochs))
+        optimizer, lr_lambda(min(cfg.train.warmup_steps, steps_per_epoch), steps_per_epoch * cfg.train.epochs)
+    )
 
     ckpt_dir = out / "checkpoints"
     history: list[dict] = []
@@ -200,33 +223,64 @@ def run(cfg: RunConfig, *, resume: bool = False) -> Path:
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
         if record["val_loss"] < best:
             best = record["val_loss"]
-            save_checkpoint(ckpt_dir / "best.pt", model=model.state_dict(), arch=cfg.model.arch, epoch=epoch,
-                            metrics=record)
-        save_checkpoint(ckpt_dir / "last.pt", model=model.state_dict(), optimizer=optimizer.state_dict(),
-                        scheduler=scheduler.state_dict(), rng=torch.get_rng_state(), epoch=epoch,
-                        best_val_loss=best, history=history, arch=cfg.model.arch)
+            save_checkpoint(
+                ckpt_dir / "best.pt",
+                model=model.state_dict(),
+                arch=cfg.model.arch,
+                epoch=epoch,
+                metrics=record,
+            )
+        save_checkpoint(
+            ckpt_dir / "last.pt",
+            model=model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(),
+            rng=torch.get_rng_state(),
+            epoch=epoch,
+            best_val_loss=best,
+            history=history,
+            arch=cfg.model.arch,
+        )
     plot_curves(history, out / "curves.png")
 
     # Calibrate the best checkpoint on the validation split, then export and evaluate it.
     best_state = torch.load(ckpt_dir / "best.pt", map_location="cpu", weights_only=False)
     model.load_state_dict(best_state["model"])
     logits = predict_logits(model, val_loader, "calibrate")
-    temperature = fit_temperature(logits, np.array([-1 if r.grade is None else r.grade for r in val_rows]),
-                                  np.array([r.damaged for r in val_rows]))
+    temperature = fit_temperature(
+        logits,
+        np.array([-1 if r.grade is None else r.grade for r in val_rows]),
+        np.array([r.damaged for r in val_rows]),
+    )
     print(f"temperature fitted on validation: {temperature:.3f}")
 
     from training.export import export_version
 
-    version_dir = export_version(model, temperature, cfg, out / "export", train_manifest=manifest,
-                                 training_summary={"history": history, "best_epoch": best_state["epoch"],
-                                                   "train_minutes": round((time.time() - started) / 60, 1)})
+    version_dir = export_version(
+        model,
+        temperature,
+        cfg,
+        out / "export",
+        train_manifest=manifest,
+        training_summary={
+            "history": history,
+            "best_epoch": best_state["epoch"],
+            "train_minutes": round((time.time() - started) / 60, 1),
+        },
+    )
     test_rows = [r for r in rows if r.split == "test"]
     if test_rows:
         from training.datasets import BROWN_INTACT_SOURCE
         from training.evaluate import evaluate as evaluate_report
 
-        evaluate_report(version_dir / "model.onnx", manifest, out / "eval" / "test", split="test",
-                        focus=[BROWN_INTACT_SOURCE], title=f"{cfg.name}: test split")
+        evaluate_report(
+            version_dir / "model.onnx",
+            manifest,
+            out / "eval" / "test",
+            split="test",
+            focus=[BROWN_INTACT_SOURCE],
+            title=f"{cfg.name}: test split",
+        )
     print(f"done in {(time.time() - started) / 60:.1f} min: {version_dir}")
     return version_dir
 

@@ -18,8 +18,12 @@ def _pad_conv_model() -> onnx.ModelProto:
         helper.make_node("Conv", ["padded", "w"], ["y"], strides=[2, 2], kernel_shape=[3, 3]),
     ]
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[w, pads])
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[w, pads],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
@@ -48,11 +52,15 @@ def test_onnx_runtime_matches_pytorch(tmp_path):
     assert model.opset_import[0].version >= 17
     assert not [n for n in model.graph.node if n.op_type == "Pad"]  # folded into the convs
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["claimlane.model_version"] == "parity-test" and meta["claimlane.temperature"].startswith("1.7")
+    assert meta["claimlane.model_version"] == "parity-test" and meta["claimlane.temperature"].startswith(
+        "1.7"
+    )
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(version_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(version_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
+    )
     for batch in (images[:1], images):  # dynamic batch
         ort_probs = session.run(["grade_probs"], {"image": batch})[0]
         import torch

@@ -2,7 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from training.manifest import Row, read_manifest, shared_dataset_dir, shared_dataset_rows, split_for_group, write_manifest
+from training.manifest import (
+    Row,
+    read_manifest,
+    shared_dataset_dir,
+    shared_dataset_rows,
+    split_for_group,
+    write_manifest,
+)
 
 
 def test_manifest_round_trip_with_relative_paths(tmp_path):
@@ -30,8 +37,10 @@ def test_split_is_by_group_and_deterministic():
     assert 0.1 < splits.count("val") / 4000 < 0.2
 
 
-@pytest.mark.skipif(not (shared_dataset_dir() / "labels.csv").exists(),
-                    reason="shared dataset absent (set CLAIMLANE_BOXES_DIR)")
+@pytest.mark.skipif(
+    not (shared_dataset_dir() / "labels.csv").exists(),
+    reason="shared dataset absent (set CLAIMLANE_BOXES_DIR)",
+)
 def test_shared_dataset_rows_keep_groups_in_one_split_and_drop_conflicts():
     rows = shared_dataset_rows()
     assert len(rows) == 1580 - 15
