@@ -1,0 +1,61 @@
+"""One `Settings` object for the whole service, read from environment variables (prefix CLAIMLANE_).
+
+The defaults are the embedded mode that `make run` starts: SQLite file, local-disk object store,
+tasks in-process, bundled model, all under `CLAIMLANE_DATA_DIR` (default `.claimlane/`).
+Production sets the database URL, the S3 endpoint and credentials, and the Celery broker.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from claims.policy import DEFAULT_POLICY_FILE
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLAIMLANE_", env_file=None, extra="ignore")
+
+    data_dir: Path = Path(".claimlane")
+    # Database: SQLAlchemy URL; empty means SQLite at <data_dir>/claimlane.db.
+    database_url: str = ""
+    # Object store: "local" (a directory, embedded default) or "s3" (MinIO or any S3 server).
+    object_store: Literal["local", "s3"] = "local"
+    local_store_dir: Path | None = None  # default <data_dir>/objects
+    s3_endpoint: str = "127.0.0.1:9000"  # host:port, no scheme
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "claimlane"
+    s3_secure: bool = False
+    s3_region: str | None = None
+    # Tasks: "inprocess" (a thread pool in the API process) or "celery" (workers via the broker).
+    task_runner: Literal["inprocess", "celery"] = "inprocess"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    # Model: a model.onnx or a version folder; empty means the newest bundled version.
+    model_path: Path | None = None
+    policy_file: Path = DEFAULT_POLICY_FILE
+    # Upload limits.
+    max_photos: int = Field(8, ge=1)
+    max_photo_bytes: int = Field(15 * 1024 * 1024, ge=1024)
+    min_photo_side: int = Field(64, ge=1)
+    # Served photos: a re-encoded derivative without EXIF (no GPS), at most this many pixels a side.
+    derivative_max_side: int = 2048
+    # How long an idempotency key is remembered.
+    idempotency_ttl_hours: int = 24
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'claimlane.db').resolve()}"
+
+    def resolved_local_store_dir(self) -> Path:
+        return self.local_store_dir or self.data_dir / "objects"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

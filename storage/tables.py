@@ -1,0 +1,207 @@
+"""Database tables (SQLAlchemy 2). Migrations in `storage/migrations` create exactly these.
+
+Money is stored exactly: NUMERIC on PostgreSQL and decimal text on SQLite (whose NUMERIC would
+round-trip through a float); Python always sees `Decimal`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Money(TypeDecorator):
+    """Exact decimal money: NUMERIC(18, 4) where the database has it, decimal text on SQLite."""
+
+    impl = Numeric(18, 4)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(40))
+        return dialect.type_descriptor(Numeric(18, 4, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal):
+            raise TypeError(f"money must be Decimal, got {type(value).__name__}")
+        return str(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect) -> Decimal | None:
+        return None if value is None else Decimal(str(value))
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every database (SQLite drops the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: use timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    """An API user. Only a hash of the key is stored; the key itself is shown once, at creation."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # customer | adjuster | admin
+    key_prefix: Mapped[str] = mapped_column(String(16), index=True)  # lookup without scanning
+    key_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the whole key
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Claim(Base):
+    __tablename__ = "claims"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    tracking_number: Mapped[str] = mapped_column(String(64), index=True)
+    declared_value: Mapped[Decimal] = mapped_column(Money())
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    state_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When the customer can expect a decision (acknowledged at once, answered within the SLA).
+    decision_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The latest assessment.
+    assessment_count: Mapped[int] = mapped_column(Integer, default=0)
+    model_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    policy_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    claim_grade: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    claim_probs: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+    confidence: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    # {"kind": "offer", "amount": "150.00", "currency": "CNY", "options": [...]}
+    # or {"kind": "review", "reasons": ["low_confidence", ...]}
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    accepted_option: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    payout_amount: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    # Optimistic locking: two writers changing one claim cannot both win.
+    row_version: Mapped[int] = mapped_column(Integer, default=1)
+
+    photos: Mapped[list[Photo]] = relationship(back_populates="claim", order_by="Photo.position",
+                                               cascade="all, delete-orphan")
+    events: Mapped[list[AuditEvent]] = relationship(back_populates="claim", order_by="AuditEvent.id")
+
+    __mapper_args__ = {"version_id_col": row_version}
+
+
+class Photo(Base):
+    __tablename__ = "photos"
+    __table_args__ = (UniqueConstraint("claim_id", "position"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    original_key: Mapped[str] = mapped_column(String(200))  # byte-for-byte upload
+    derivative_key: Mapped[str] = mapped_column(String(200))  # served: re-encoded, no EXIF/GPS
+    content_type: Mapped[str] = mapped_column(String(32))
+    byte_size: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Model output for this photo (latest assessment).
+    grade: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    grade_probs: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+    model_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    heatmap_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    claim: Mapped[Claim] = relationship(back_populates="photos")
+
+
+class AuditEvent(Base):
+    """Append-only: every state change of a claim, who made it, and on what grounds.
+
+    The ORM refuses updates and deletes (below); the migration adds database triggers that refuse
+    them too, so not even a hand-written SQL statement rewrites history.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))  # "system", "customer:12", "adjuster:7"
+    action: Mapped[str] = mapped_column(String(32))  # "transition", "note", ...
+    from_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    to_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    model_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    policy_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    claim: Mapped[Claim] = relationship(back_populates="events")
+
+
+@event.listens_for(AuditEvent, "before_update")
+@event.listens_for(AuditEvent, "before_delete")
+def _audit_is_append_only(mapper, connection, target) -> None:
+    raise PermissionError("the audit log is append-only")
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key: the first request's fingerprint and, once done, its response."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # in_flight | done
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_body: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    claim_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+Index("ix_claims_state_due", Claim.state, Claim.decision_due_at)
