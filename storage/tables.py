@@ -1,14 +1,16 @@
 """Database tables (SQLAlchemy 2). Migrations in `storage/migrations` create exactly these.
 
 Money is stored exactly: NUMERIC on PostgreSQL and decimal text on SQLite (whose NUMERIC would
-round-trip through a float); Python always sees `Decimal`.
+round-trip through a float); Python always sees `Decimal`, with 4 decimal places on both.
+
+Constraints are named by a naming convention, so later (SQLite batch) migrations can refer to them.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -17,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     Numeric,
     String,
     Text,
@@ -35,8 +38,17 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+MONEY_SCALE = Decimal("0.0001")  # NUMERIC(18, 4): 4 decimal places...
+MONEY_LIMIT = Decimal(10) ** 14  # ...and at most 14 digits before the point
+
+
 class Money(TypeDecorator):
-    """Exact decimal money: NUMERIC(18, 4) where the database has it, decimal text on SQLite."""
+    """Exact decimal money: NUMERIC(18, 4) where the database has it, decimal text on SQLite.
+
+    Values are quantized to 4 decimal places (ties away from zero, as PostgreSQL rounds) before
+    they reach either database, so SQLite stores what PostgreSQL would; NaN, infinities and
+    values beyond NUMERIC(18, 4) are refused with ValueError on both.
+    """
 
     impl = Numeric(18, 4)
     cache_ok = True
@@ -51,6 +63,12 @@ class Money(TypeDecorator):
             return None
         if not isinstance(value, Decimal):
             raise TypeError(f"money must be Decimal, got {type(value).__name__}")
+        if not value.is_finite():
+            raise ValueError(f"money must be finite, got {value}")
+        if abs(value) < MONEY_LIMIT:
+            value = value.quantize(MONEY_SCALE, rounding=ROUND_HALF_UP)
+        if abs(value) >= MONEY_LIMIT:
+            raise ValueError(f"money out of range for NUMERIC(18, 4): {value}")
         return str(value) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect) -> Decimal | None:
@@ -76,8 +94,17 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
 class Base(DeclarativeBase):
-    pass
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class User(Base):

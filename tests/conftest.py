@@ -161,3 +161,6 @@ def bad_files(tmp_path: Path) -> ImageFiles:
     # Content decides the format, not the name.
     noise.save(good("png_named.jpg"), format="PNG")
     return files
+
+
+from tests.services import *  # noqa: E402,F401,F403
