@@ -22,7 +22,7 @@ $(VENV)/.dev-installed: pyproject.toml | $(PY)
 	touch $@ $(VENV)/.serve-installed
 
 run: $(VENV)/.serve-installed
-	$(PY) -m models.predict examples/
+	$(VENV)/bin/claimlane serve --host 127.0.0.1 --port $(PORT)
 
 test: $(VENV)/.dev-installed
 	@$(PY) -m pytest; rc=$$?; \
@@ -30,6 +30,7 @@ test: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(PY) bench/bench_inference.py
+	$(PY) bench/bench_claims.py
 
 train: $(VENV)/.dev-installed
 	$(PY) -m training.train --config $(CONFIG)

@@ -38,25 +38,28 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-MONEY_SCALE = Decimal("0.0001")  # NUMERIC(18, 4): 4 decimal places...
-MONEY_LIMIT = Decimal(10) ** 14  # ...and at most 14 digits before the point
-
-
 class Money(TypeDecorator):
-    """Exact decimal money: NUMERIC(18, 4) where the database has it, decimal text on SQLite.
+    """Exact decimals: NUMERIC(18, scale) where the database has it, decimal text on SQLite.
 
-    Values are quantized to 4 decimal places (ties away from zero, as PostgreSQL rounds) before
-    they reach either database, so SQLite stores what PostgreSQL would; NaN, infinities and
-    values beyond NUMERIC(18, 4) are refused with ValueError on both.
+    Values are quantized to `scale` decimal places (ties away from zero, as PostgreSQL rounds)
+    before they reach either database, so SQLite stores what PostgreSQL would; NaN, infinities and
+    values beyond NUMERIC(18, scale) are refused with ValueError on both. Money uses scale 4;
+    probabilities (a claim's confidence) use scale 6, the precision the policy decides at.
     """
 
     impl = Numeric(18, 4)
     cache_ok = True
 
+    def __init__(self, scale: int = 4) -> None:
+        super().__init__()
+        self.scale = scale
+        self.quantum = Decimal(1).scaleb(-scale)
+        self.limit = Decimal(10) ** (18 - scale)
+
     def load_dialect_impl(self, dialect):
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(40))
-        return dialect.type_descriptor(Numeric(18, 4, asdecimal=True))
+        return dialect.type_descriptor(Numeric(18, self.scale, asdecimal=True))
 
     def process_bind_param(self, value: Decimal | None, dialect) -> Any:
         if value is None:
@@ -65,10 +68,10 @@ class Money(TypeDecorator):
             raise TypeError(f"money must be Decimal, got {type(value).__name__}")
         if not value.is_finite():
             raise ValueError(f"money must be finite, got {value}")
-        if abs(value) < MONEY_LIMIT:
-            value = value.quantize(MONEY_SCALE, rounding=ROUND_HALF_UP)
-        if abs(value) >= MONEY_LIMIT:
-            raise ValueError(f"money out of range for NUMERIC(18, 4): {value}")
+        if abs(value) < self.limit:
+            value = value.quantize(self.quantum, rounding=ROUND_HALF_UP)
+        if abs(value) >= self.limit:
+            raise ValueError(f"value out of range for NUMERIC(18, {self.scale}): {value}")
         return str(value) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect) -> Decimal | None:
@@ -142,7 +145,7 @@ class Claim(Base):
     policy_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claim_grade: Mapped[int | None] = mapped_column(Integer, nullable=True)
     claim_probs: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
-    confidence: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    confidence: Mapped[Decimal | None] = mapped_column(Money(scale=6), nullable=True)
     # {"kind": "offer", "amount": "150.00", "currency": "CNY", "options": [...]}
     # or {"kind": "review", "reasons": ["low_confidence", ...]}
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -152,8 +155,9 @@ class Claim(Base):
     # Optimistic locking: two writers changing one claim cannot both win.
     row_version: Mapped[int] = mapped_column(Integer, default=1)
 
-    photos: Mapped[list[Photo]] = relationship(back_populates="claim", order_by="Photo.position",
-                                               cascade="all, delete-orphan")
+    photos: Mapped[list[Photo]] = relationship(
+        back_populates="claim", order_by="Photo.position", cascade="all, delete-orphan"
+    )
     events: Mapped[list[AuditEvent]] = relationship(back_populates="claim", order_by="AuditEvent.id")
 
     __mapper_args__ = {"version_id_col": row_version}

@@ -19,10 +19,19 @@ def actor_label(actor: Actor, user_id: int | None = None) -> str:
     return actor.value if user_id is None else f"{actor.value}:{user_id}"
 
 
-def apply_transition(session: Session, claim: Claim, target: ClaimState, actor: Actor, *,
-                     user_id: int | None = None, reasons: Iterable[str] = (),
-                     detail: dict[str, Any] | None = None, model_version: str | None = None,
-                     policy_version: str | None = None, now: datetime | None = None) -> AuditEvent:
+def apply_transition(
+    session: Session,
+    claim: Claim,
+    target: ClaimState,
+    actor: Actor,
+    *,
+    user_id: int | None = None,
+    reasons: Iterable[str] = (),
+    detail: dict[str, Any] | None = None,
+    model_version: str | None = None,
+    policy_version: str | None = None,
+    now: datetime | None = None,
+) -> AuditEvent:
     """Move `claim` to `target` (raises `IllegalTransition`, which the API answers with 409) and
     append the audit event. The caller commits; nothing is written if the guard refuses."""
     current = ClaimState(claim.state) if claim.state else None
@@ -34,18 +43,41 @@ def apply_transition(session: Session, claim: Claim, target: ClaimState, actor: 
     now = now or utcnow()
     claim.state = target.value
     claim.state_changed_at = now
-    event = AuditEvent(claim=claim, at=now, actor=actor_label(actor, user_id), action="transition",
-                       from_state=None if current is None else current.value, to_state=target.value,
-                       model_version=model_version, policy_version=policy_version,
-                       reason_codes=[str(r) for r in reasons], detail=detail or {})
+    event = AuditEvent(
+        claim=claim,
+        at=now,
+        actor=actor_label(actor, user_id),
+        action="transition",
+        from_state=None if current is None else current.value,
+        to_state=target.value,
+        model_version=model_version,
+        policy_version=policy_version,
+        reason_codes=[str(r) for r in reasons],
+        detail=detail or {},
+    )
     session.add(event)
     return event
 
 
-def append_note(session: Session, claim: Claim, actor: Actor, user_id: int | None, action: str,
-                detail: dict[str, Any], now: datetime | None = None) -> AuditEvent:
+def append_note(
+    session: Session,
+    claim: Claim,
+    actor: Actor,
+    user_id: int | None,
+    action: str,
+    detail: dict[str, Any],
+    now: datetime | None = None,
+) -> AuditEvent:
     """An audit entry that is not a state change (a note, an offer view, a taken case)."""
-    event = AuditEvent(claim=claim, at=now or utcnow(), actor=actor_label(actor, user_id), action=action,
-                       from_state=claim.state, to_state=claim.state, reason_codes=[], detail=detail)
+    event = AuditEvent(
+        claim=claim,
+        at=now or utcnow(),
+        actor=actor_label(actor, user_id),
+        action=action,
+        from_state=claim.state,
+        to_state=claim.state,
+        reason_codes=[],
+        detail=detail,
+    )
     session.add(event)
     return event

@@ -45,24 +45,36 @@ def _brown_line(name: str, metrics: dict) -> str:
     focus = (metrics.get("focus") or {}).get(BROWN) or {}
     if not focus.get("present"):
         return f"| {name} | n/a | |"
-    return (f"| {name} | {focus['false_positives']} of {focus['count']} ({_pct(focus['fpr'])}) | "
-            f"{_ci(focus.get('fpr_ci95_wilson'), pct=True).strip()} |")
+    return (
+        f"| {name} | {focus['false_positives']} of {focus['count']} ({_pct(focus['fpr'])}) | "
+        f"{_ci(focus.get('fpr_ci95_wilson'), pct=True).strip()} |"
+    )
 
 
 def source_table(metrics: dict) -> str:
-    lines = ["| source | photos | AUROC [95% CI] | accuracy | false positive rate | recall | ECE | grade accuracy | grade QWK |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| source | photos | AUROC [95% CI] | accuracy | false positive rate | recall | ECE | grade accuracy | grade QWK |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for source, block in sorted((metrics.get("by_source") or {}).items()):
         b, g = block.get("binary") or {}, block.get("grade") or {}
         lines.append(
             f"| `{source}` | {b.get('count', 0)} | {_num(b.get('auroc'))}{_ci((b.get('ci95') or {}).get('auroc'))} | "
             f"{_num(b.get('accuracy'))} | {_num(b.get('fpr'))} | {_num(b.get('recall'))} | {_num(b.get('ece'))} | "
-            f"{_num(g.get('accuracy'))} | {_num(g.get('qwk'))} |")
+            f"{_num(g.get('accuracy'))} | {_num(g.get('qwk'))} |"
+        )
     return "\n".join(lines)
 
 
-def render_card(version: str, training: dict, metrics: dict, *, baseline: dict | None = None,
-                compare: dict[str, dict] | None = None, notes: str = "") -> str:
+def render_card(
+    version: str,
+    training: dict,
+    metrics: dict,
+    *,
+    baseline: dict | None = None,
+    compare: dict[str, dict] | None = None,
+    notes: str = "",
+) -> str:
     cfg = training.get("config", {})
     b = metrics.get("binary") or {}
     g = metrics.get("grade") or {}
@@ -99,7 +111,7 @@ def render_card(version: str, training: dict, metrics: dict, *, baseline: dict |
         "`training/synthetic.py` (kraft, white and printed boxes, tape, labels, floors, lighting, blur, noise, "
         "JPEG; damage by grade: scuffs and dents; crushed corners, caved sides, holes, water stains; burst, "
         "crushed flat, large tears, soaked), and graded damage painted onto the real intact photos "
-        "(`composite`), which keeps a retail box from meaning \"intact\".",
+        '(`composite`), which keeps a retail box from meaning "intact".',
         "",
         f"Split: real photos by near-duplicate `group` (70/15/15), synthetic by seed. Training manifest sha256 "
         f"`{training.get('train_manifest_sha256', '')}`.",
@@ -128,20 +140,31 @@ def render_card(version: str, training: dict, metrics: dict, *, baseline: dict |
         _brown_line(f"this model (`{version}`)", metrics),
     ]
     if baseline:
-        parts.append(_brown_line("baseline: ImageNet features + logistic regression on the real photos "
-                                 "(`python -m training.baseline`)", baseline))
+        parts.append(
+            _brown_line(
+                "baseline: ImageNet features + logistic regression on the real photos "
+                "(`python -m training.baseline`)",
+                baseline,
+            )
+        )
     for name, other in (compare or {}).items():
         parts.append(_brown_line(name, other))
     if compare:
-        parts += ["", "### Architectures compared (same data, schedule and test split)", "",
-                  "| model | AUROC all | AUROC real photos | brown intact flagged | grade accuracy | ECE |",
-                  "|---|---|---|---|---|---|"]
+        parts += [
+            "",
+            "### Architectures compared (same data, schedule and test split)",
+            "",
+            "| model | AUROC all | AUROC real photos | brown intact flagged | grade accuracy | ECE |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, m in {f"this model (`{version}`)": metrics, **compare}.items():
             real = ((m.get("by_source") or {}).get("damaged-intact-boxes") or {}).get("binary") or {}
             focus = (m.get("focus") or {}).get(BROWN) or {}
-            parts.append(f"| {name} | {_num((m.get('binary') or {}).get('auroc'))} | {_num(real.get('auroc'))} | "
-                         f"{_pct(focus.get('fpr'))} | {_num((m.get('grade') or {}).get('accuracy'))} | "
-                         f"{_num((m.get('binary') or {}).get('ece'))} |")
+            parts.append(
+                f"| {name} | {_num((m.get('binary') or {}).get('auroc'))} | {_num(real.get('auroc'))} | "
+                f"{_pct(focus.get('fpr'))} | {_num((m.get('grade') or {}).get('accuracy'))} | "
+                f"{_num((m.get('binary') or {}).get('ece'))} |"
+            )
     parts += ["", notes.strip(), ""] if notes.strip() else [""]
     return "\n".join(parts)
 
@@ -164,7 +187,9 @@ def main(argv: list[str] | None = None) -> None:
         name, _, folder = item.partition("=")
         compare[name] = json.loads((Path(folder) / "metrics.json").read_text())
     notes = args.notes.read_text() if args.notes else ""
-    card = render_card(args.version_dir.name, training, metrics, baseline=baseline, compare=compare, notes=notes)
+    card = render_card(
+        args.version_dir.name, training, metrics, baseline=baseline, compare=compare, notes=notes
+    )
     (args.version_dir / "card.md").write_text(card)
     print(f"wrote {args.version_dir / 'card.md'}")
 

@@ -42,9 +42,14 @@ class Services:
 
 def make_store(settings: Settings) -> ObjectStore:
     if settings.object_store == "s3":
-        return S3ObjectStore(endpoint=settings.s3_endpoint, access_key=settings.s3_access_key,
-                             secret_key=settings.s3_secret_key, bucket=settings.s3_bucket,
-                             secure=settings.s3_secure, region=settings.s3_region)
+        return S3ObjectStore(
+            endpoint=settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            bucket=settings.s3_bucket,
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+        )
     return LocalObjectStore(settings.resolved_local_store_dir())
 
 
@@ -59,5 +64,10 @@ def build_services(settings: Settings, *, run_migrations: bool = True) -> Servic
     if run_migrations:
         migrate(url)
     engine = make_engine(url)
-    return Services(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
-                    store=make_store(settings), policy=load_policy(settings.policy_file))
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        store=make_store(settings),
+        policy=load_policy(settings.policy_file),
+    )

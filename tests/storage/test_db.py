@@ -172,10 +172,10 @@ def test_money_refuses_what_numeric_18_4_cannot_hold(engine: Engine, bad, error)
 def test_money_rounds_like_postgresql(engine: Engine) -> None:
     sessions = make_sessionmaker(engine)
     with sessions.begin() as session:
-        claim_id = _claim(session, payout_amount=Decimal("0.00005"), confidence=Decimal("0.87654")).id
+        claim_id = _claim(session, payout_amount=Decimal("0.00005"), confidence=Decimal("0.8765435")).id
     with sessions() as session:
         claim = session.get(Claim, claim_id)
-        assert (claim.payout_amount, claim.confidence) == (Decimal("0.0001"), Decimal("0.8765"))
+        assert (claim.payout_amount, claim.confidence) == (Decimal("0.0001"), Decimal("0.876544"))
 
 
 def test_datetimes_come_back_aware_utc(engine: Engine) -> None:

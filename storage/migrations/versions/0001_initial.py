@@ -26,8 +26,8 @@ depends_on: str | Sequence[str] | None = None
 APPEND_ONLY_MESSAGE = "audit log is append-only"
 
 
-def _money() -> sa.types.TypeEngine:
-    return sa.Numeric(18, 4).with_variant(sa.String(40), "sqlite")
+def _money(scale: int = 4) -> sa.types.TypeEngine:
+    return sa.Numeric(18, scale).with_variant(sa.String(40), "sqlite")
 
 
 def _ts() -> sa.types.TypeEngine:
@@ -67,7 +67,7 @@ def upgrade() -> None:
         sa.Column("policy_version", sa.String(64), nullable=True),
         sa.Column("claim_grade", sa.Integer(), nullable=True),
         sa.Column("claim_probs", sa.JSON(), nullable=True),
-        sa.Column("confidence", _money(), nullable=True),
+        sa.Column("confidence", _money(6), nullable=True),
         sa.Column("decision", sa.JSON(), nullable=True),
         sa.Column("offer_expires_at", _ts(), nullable=True),
         sa.Column("accepted_option", sa.String(32), nullable=True),

@@ -1,0 +1,92 @@
+"""FastAPI dependencies, all in one place, as `Annotated` aliases a route simply declares.
+
+Long-lived objects (`Services`, the task dispatcher, `Settings`) live on `app.state`, put there by
+the lifespan in `api.main`; nothing here reaches for a global.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from api.errors import Forbidden, ServiceUnavailable, Unauthorized
+from api.security import authenticate
+from api.settings import Settings
+from storage.tables import User
+from workers.context import Services
+from workers.dispatch import Dispatcher
+
+
+def _state(request: Request, name: str):
+    value = getattr(request.app.state, name, None)
+    if value is None:
+        raise ServiceUnavailable("the service is starting up; retry shortly")
+    return value
+
+
+def get_settings(request: Request) -> Settings:
+    return _state(request, "settings")
+
+
+def get_services(request: Request) -> Services:
+    return _state(request, "services")
+
+
+def get_dispatcher(request: Request) -> Dispatcher:
+    return _state(request, "dispatcher")
+
+
+def get_session(services: Annotated[Services, Depends(get_services)]) -> Iterator[Session]:
+    """One session per request; rolled back if the request fails, always closed."""
+    session = services.sessions()
+    try:
+        yield session
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServicesDep = Annotated[Services, Depends(get_services)]
+DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key `cl_<prefix>_<secret>`, sent as `Authorization: Bearer <key>`.",
+)
+
+
+def get_current_user(
+    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    if credentials is None:
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    user = authenticate(session, f"{credentials.scheme} {credentials.credentials}")
+    if user is None:
+        raise Unauthorized("invalid or disabled API key")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_roles(*roles: str):
+    def check(user: CurrentUser) -> User:
+        if user.role not in roles:
+            raise Forbidden(f"this action needs the {' or '.join(roles)} role")
+        return user
+
+    return check
+
+
+CustomerUser = Annotated[User, Depends(require_roles("customer"))]
+AdjusterUser = Annotated[User, Depends(require_roles("adjuster", "admin"))]
+AdminUser = Annotated[User, Depends(require_roles("admin"))]

@@ -1,0 +1,164 @@
+"""The ClaimLane HTTP service.
+
+`create_app()` builds the FastAPI application; nothing connects until the lifespan starts, which
+builds `Services` (database, object store, policy, model) and the task dispatcher unless they are
+injected (tests inject them), warms the model, and shuts the dispatcher down at exit.
+
+Run it with ``claimlane serve`` or ``uvicorn api.main:create_app --factory``. The module-level
+`app` reads its settings from the environment when imported but connects to nothing either.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _package_version
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import error_response, install_error_handlers
+from api.routers import claims, health
+from api.settings import Settings
+from workers.context import Services, build_services
+from workers.dispatch import Dispatcher, make_dispatcher
+from workers.tasks import requeue_stale_claims
+
+logger = logging.getLogger("claimlane.api")
+
+try:
+    __version__ = _package_version("claimlane")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0"
+
+DESCRIPTION = """\
+Automated parcel-damage claims. The mobile app files a claim with photos of the damaged parcel;
+a CNN grades the damage and the payout policy either makes an instant offer or sends the claim to a
+human adjuster. The machine may approve; it never denies.
+
+Authenticate with an API key: `Authorization: Bearer cl_<prefix>_<secret>`.
+Every error has the shape `{"error": {"code", "message", "details"}}`. Money is always a decimal
+string. `POST /v1/claims` requires an `Idempotency-Key` header; retries with the same key and the
+same request get the first response.
+"""
+
+SLACK_BYTES = 1024 * 1024  # multipart overhead and the text fields, on top of the photos
+
+
+def max_request_bytes(settings: Settings) -> int:
+    return settings.max_photos * settings.max_photo_bytes + SLACK_BYTES
+
+
+class BodySizeLimitMiddleware:
+    """413 for a request body larger than any valid claim could be (`max_request_bytes`).
+
+    A declared Content-Length over the limit is refused before a byte is read; a body without one
+    (chunked) is counted as it streams and refused as soon as it passes the limit, so an upload is
+    never spooled to disk beyond it. Per-photo limits are checked by the claims route.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.limit = max_request_bytes(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = None
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = None
+                break
+        if declared is not None and declared > self.limit:
+            response = error_response(
+                413,
+                "payload_too_large",
+                f"request body of {declared} bytes is over the limit of {self.limit} bytes",
+                headers={"Connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+        limit = self.limit
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    from starlette.exceptions import HTTPException
+
+                    raise HTTPException(413, f"request body is over the limit of {limit} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    dispatcher: Dispatcher | None = None,
+) -> FastAPI:
+    """The application. Injected `services`/`dispatcher` are used as they are and left open at exit
+    (their owner closes them); otherwise the lifespan builds both and closes them at exit."""
+    if services is not None:
+        settings = services.settings
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = services if services is not None else await run_in_threadpool(build_services, settings)
+        disp = dispatcher if dispatcher is not None else make_dispatcher(svc)
+        app.state.services = svc
+        app.state.dispatcher = disp
+        try:
+            model = await run_in_threadpool(svc.model)
+            logger.info("damage model %s ready", getattr(model, "version", "?"))
+        except Exception:
+            # Serve anyway: /readyz reports the model; meanwhile assessments send claims to a
+            # person with reason model_unavailable (never a denial).
+            logger.exception("the damage model could not be loaded; /readyz will report it")
+        if dispatcher is None and settings.task_runner == "inprocess":
+            # In-process work dies with its process: claims a previous run left in submitted or
+            # assessing are picked up again now (Celery deployments run the beat sweeper instead).
+            stranded = await run_in_threadpool(
+                requeue_stale_claims, svc, timedelta(0), enqueue=disp.enqueue_assessment
+            )
+            if stranded:
+                logger.info("re-queued %d claims left unassessed by a previous run", len(stranded))
+        try:
+            yield
+        finally:
+            app.state.dispatcher = None
+            app.state.services = None
+            if dispatcher is None:
+                await run_in_threadpool(disp.shutdown)
+            if services is None:
+                svc.close()
+
+    app = FastAPI(title="ClaimLane", description=DESCRIPTION, version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.services = None
+    app.state.dispatcher = None
+    app.add_middleware(BodySizeLimitMiddleware, settings=settings)
+    install_error_handlers(app)  # adds the request-id middleware outermost
+
+    app.include_router(health.router)
+    app.include_router(claims.router)
+    # Routers still to come mount here:
+    #   app.include_router(review.router)   # adjusters' queue and decisions (/v1/review/...)
+    #   app.include_router(admin.router)    # users and keys (/v1/admin/...)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""HTTP routers: `claims` (the mobile app's contract) and `health` (liveness, readiness)."""

@@ -1,0 +1,99 @@
+"""API keys: ``cl_<8 hex prefix>_<32 url-safe secret>``, sent as ``Authorization: Bearer <key>``.
+
+Only the prefix (to find the row without scanning) and the SHA-256 hex digest of the whole key are
+stored; the key itself is shown once, when the user is created. A plain SHA-256 rather than a slow
+password hash is right here: the secret part carries 192 random bits, so there is nothing to
+brute-force, and a fast hash keeps authentication cheap on every request. Digests are compared
+with `hmac.compare_digest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.tables import User
+
+ROLES = ("customer", "adjuster", "admin")
+KEY_PREFIX = "cl"
+_KEY_RE = re.compile(r"cl_(?P<prefix>[0-9a-f]{8})_(?P<secret>[A-Za-z0-9_-]{32})", re.ASCII)
+_MAX_NAME = 120
+# Compared against when no user has the prefix, so an unknown prefix costs the same as a wrong secret.
+_DUMMY_HASH = hashlib.sha256(b"claimlane-no-such-key").hexdigest()
+
+
+class UserExists(ValueError):
+    """A user with that name already exists."""
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def generate_key() -> tuple[str, str]:
+    """A new key and its prefix: ("cl_1a2b3c4d_<32 chars>", "1a2b3c4d")."""
+    prefix = secrets.token_hex(4)
+    secret = secrets.token_urlsafe(24)  # 24 bytes -> exactly 32 url-safe characters
+    return f"{KEY_PREFIX}_{prefix}_{secret}", prefix
+
+
+def parse_key(key: str) -> str | None:
+    """The prefix of a well-formed key, else None."""
+    match = _KEY_RE.fullmatch(key)
+    return match["prefix"] if match else None
+
+
+def create_user(session: Session, name: str, role: str) -> tuple[User, str]:
+    """Add a user with a fresh API key; returns (user, key). The key is not stored: show it once.
+
+    The caller commits. Raises ValueError for a bad name or role, UserExists for a taken name.
+    """
+    name = (name or "").strip()
+    if not name or len(name) > _MAX_NAME or not name.isprintable():
+        raise ValueError(f"user name must be 1-{_MAX_NAME} printable characters")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if session.scalar(select(User.id).where(User.name == name)) is not None:
+        raise UserExists(f"a user named {name!r} already exists")
+    for _ in range(5):  # a prefix collision is harmless (lookup compares hashes), but avoid it anyway
+        key, prefix = generate_key()
+        if session.scalar(select(User.id).where(User.key_prefix == prefix)) is None:
+            break
+    user = User(name=name, role=role, key_prefix=prefix, key_hash=hash_key(key))
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise UserExists(f"a user named {name!r} already exists") from exc
+    return user, key
+
+
+def authenticate(session: Session, header_value: str | None) -> User | None:
+    """The enabled user whose key is in an ``Authorization: Bearer <key>`` value, else None."""
+    if not header_value:
+        return None
+    scheme, _, key = header_value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    key = key.strip()
+    prefix = parse_key(key)
+    if prefix is None:
+        return None
+    digest = hash_key(key)
+    found: User | None = None
+    candidates = session.scalars(select(User).where(User.key_prefix == prefix)).all()
+    for user in candidates:
+        if hmac.compare_digest(user.key_hash, digest):
+            found = user
+    if not candidates:
+        hmac.compare_digest(_DUMMY_HASH, digest)
+    if found is None or found.disabled_at is not None:
+        return None
+    return found

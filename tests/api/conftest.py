@@ -1,0 +1,205 @@
+"""The API in embedded mode on a temporary folder: SQLite, a local object store, the in-process
+dispatcher and the tiny ONNX model. Every test gets a fresh app; `ApiHarness` wraps the client with
+helpers for users, claims and the "nothing left behind" counts."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import func, select
+
+from api.main import create_app
+from api.security import create_user
+from api.settings import Settings
+from claims.policy import PolicyConfig
+from storage.tables import Claim, IdempotencyKey, Photo
+from workers.context import Services, build_services
+
+# Pays every grade and trusts any confidence: with the tiny model, every claim under the CNY
+# ceiling gets an offer (cash, reshipment, store credit), so offer flows are deterministic.
+OFFER_ALL = PolicyConfig(
+    version="test-offer-all",
+    grade_fractions=(Decimal("0.1"), Decimal("0.2"), Decimal("0.5"), Decimal("1")),
+    confidence_threshold=Decimal("0.000001"),
+    fast_lane_grades=frozenset({0, 1, 2, 3}),
+    fast_lane_ceiling={"CNY": Decimal("2000")},
+)
+
+
+def jpeg_bytes(seed: int = 0, size: tuple[int, int] = (96, 72), **save_args: Any) -> bytes:
+    """A small noisy JPEG; different seeds give different bytes (and colours)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=3)
+    pixels = np.clip(base + rng.normal(0, 20, size=(size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", quality=90, **save_args)
+    return buf.getvalue()
+
+
+def png_bytes(size: tuple[int, int] = (80, 80), color=(10, 200, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def gif_bytes(size: tuple[int, int] = (80, 80)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 10, 10)).save(buf, format="GIF")
+    return buf.getvalue()
+
+
+def jpeg_with_gps(seed: int = 5) -> bytes:
+    """A JPEG whose EXIF carries GPS coordinates (as phones write them)."""
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    gps = {1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 50.0)}
+    exif[0x8825] = gps  # GPSInfo IFD
+    return jpeg_bytes(seed, exif=exif.tobytes())
+
+
+Upload = tuple[str, bytes, str]  # (filename, bytes, content type)
+
+
+def photo(data: bytes, name: str = "photo.jpg", content_type: str = "image/jpeg") -> Upload:
+    return (name, data, content_type)
+
+
+@dataclass
+class ApiHarness:
+    client: TestClient
+    app: FastAPI
+    services: Services
+    settings: Settings
+    _users: int = field(default=0)
+
+    # -- users ----------------------------------------------------------------------------------
+
+    def user(self, role: str = "customer", name: str | None = None) -> dict[str, str]:
+        """Create a user; return its auth headers (with `X-Test-User-Id` for assertions only)."""
+        self._users += 1
+        with self.services.sessions() as session:
+            user, key = create_user(session, name or f"{role}-{self._users}-{uuid.uuid4().hex[:6]}", role)
+            session.commit()
+            return {"Authorization": f"Bearer {key}", "X-Test-User-Id": str(user.id)}
+
+    # -- claims ---------------------------------------------------------------------------------
+
+    def post_claim(
+        self,
+        headers: dict[str, str],
+        photos: list[Upload] | None = None,
+        *,
+        key: str | None = "auto",
+        **fields: Any,
+    ):
+        data = {"tracking_number": "SF1234567890", "declared_value": "100.00", "currency": "CNY"}
+        data.update({k: v for k, v in fields.items() if v is not None})
+        for k in [k for k, v in fields.items() if v is None]:
+            data.pop(k, None)
+        files = [("photos", p) for p in (photos if photos is not None else [photo(jpeg_bytes(1))])]
+        hdrs = dict(headers)
+        if key == "auto":
+            key = uuid.uuid4().hex
+        if key is not None:
+            hdrs["Idempotency-Key"] = key
+        return self.client.post("/v1/claims", data=data, files=files or None, headers=hdrs)
+
+    def drain(self, timeout: float = 30.0) -> None:
+        dispatcher = self.app.state.dispatcher
+        assert dispatcher.drain(timeout), "assessments did not finish in time"
+
+    def offered_claim(self, headers: dict[str, str], **fields: Any) -> dict[str, Any]:
+        """A claim filed through the API and assessed: returns its view (state offered)."""
+        r = self.post_claim(headers, **fields)
+        assert r.status_code == 202, r.text
+        self.drain()
+        view = self.client.get(r.json()["url"], headers=headers).json()
+        assert view["status"] == "offered", view
+        return view
+
+    # -- what is stored -------------------------------------------------------------------------
+
+    def objects(self) -> list[Path]:
+        root = self.settings.resolved_local_store_dir()
+        if not root.exists():
+            return []
+        return [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
+
+    def counts(self) -> dict[str, int]:
+        with self.services.sessions() as session:
+            return {
+                "claims": session.scalar(select(func.count()).select_from(Claim)),
+                "photos": session.scalar(select(func.count()).select_from(Photo)),
+                "idempotency_keys": session.scalar(select(func.count()).select_from(IdempotencyKey)),
+                "objects": len(self.objects()),
+            }
+
+    def assert_nothing_stored(self) -> None:
+        assert self.counts() == {"claims": 0, "photos": 0, "idempotency_keys": 0, "objects": 0}
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert isinstance(error["message"], str) and error["message"]
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+MakeApi = Callable[..., ApiHarness]
+
+
+@pytest.fixture
+def make_api(tmp_path: Path, tiny_onnx_model: Path) -> Iterator[MakeApi]:
+    """Build an app: `make_api(policy=..., store=..., raise_server_exceptions=..., **settings)`."""
+    stack = ExitStack()
+    built = 0
+
+    def make(
+        *,
+        policy: PolicyConfig | None = OFFER_ALL,
+        store_wrapper=None,
+        raise_server_exceptions: bool = True,
+        **overrides: Any,
+    ) -> ApiHarness:
+        nonlocal built
+        built += 1
+        values: dict[str, Any] = {"data_dir": tmp_path / f"data{built}", "model_path": tiny_onnx_model}
+        values.update(overrides)
+        settings = Settings(**values)
+        services = build_services(settings)
+        stack.callback(services.close)
+        if policy is not None:
+            services.policy = policy
+        if store_wrapper is not None:
+            services.store = store_wrapper(services.store)
+        app = create_app(services=services)
+        client = stack.enter_context(TestClient(app, raise_server_exceptions=raise_server_exceptions))
+        return ApiHarness(client=client, app=app, services=services, settings=settings)
+
+    yield make
+    stack.close()
+
+
+@pytest.fixture
+def api(make_api: MakeApi) -> ApiHarness:
+    return make_api()
+
+
+@pytest.fixture
+def customer(api: ApiHarness) -> dict[str, str]:
+    return api.user("customer")

@@ -1,0 +1,315 @@
+"""Assess one claim: photos -> damage model -> payout policy -> offered | in_review.
+
+`assess_claim` is the whole task body, shared by the in-process thread pool and the Celery worker.
+It is safe to run any number of times, in any number of workers at once.
+
+Why it is idempotent
+--------------------
+The work is split in three steps, and only the two short database transactions change anything:
+
+1. Transaction A: lock the claim (``SELECT ... FOR UPDATE`` on PostgreSQL) and claim the work:
+   ``submitted`` or ``needs_photos`` moves to ``assessing``; ``assessing`` is taken over as it is (an
+   earlier attempt died half-way, having written nothing, see B); any other state means the
+   assessment is already done (or the claim has moved on), so the call returns ``"already_done"``
+   without touching it.
+2. Outside any transaction (no lock is held while photos are read and the model runs): read the
+   original photos, grade them in one batch, and let the policy decide. Nothing is written here.
+3. Transaction B: lock the claim again and write the result, the audit event and the move to
+   ``offered`` or ``in_review`` in ONE transaction, but only if the claim is still ``assessing``.
+
+So an assessment is written exactly once: the write in B is guarded by the state it changes
+(``assessing`` -> decided), and that guard is checked under the row lock on PostgreSQL and by the
+claim's ``row_version`` (optimistic locking) everywhere. Two workers racing through step 2 both
+compute a decision, but the second to reach B either sees the claim already decided (after waiting
+for the first one's lock) or fails its versioned UPDATE with `StaleDataError`; either way it rolls
+back and returns ``"already_done"``. A worker that dies anywhere before B's commit leaves the claim
+in ``assessing`` with nothing half-written (B is one transaction), so a re-delivered task (late
+acknowledgement) or the stale-claim sweeper (`workers.tasks.requeue_stale_claims`) completes it.
+
+Failures
+--------
+The machine never denies, and a claim must never crash-loop: a model that cannot be loaded or run,
+or a photo that is missing or cannot be decoded, ends in a Review with reason ``model_unavailable``
+(a person looks). Transient infrastructure errors (object store or database unavailable) are NOT
+turned into decisions: they propagate, so the task is retried later with nothing written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.exc import StaleDataError
+
+from claims.lifecycle import Actor, ClaimState
+from claims.policy import (
+    Decision,
+    Offer,
+    ReasonCode,
+    Review,
+    combine_photos,
+    decide,
+    describe,
+)
+from models.inference import ModelError
+from models.preprocessing import ImageError, preprocess
+from storage.objects import ObjectNotFound
+from storage.tables import Claim, utcnow
+from storage.transitions import apply_transition
+from workers.context import Services
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["assessed", "already_done", "not_found"]
+
+# Probabilities are recorded (and combined) at the model's output precision.
+PROB_DECIMALS = 6
+# How long an adjuster has for a claim sent to review, until the deadlines module refines it.
+DEFAULT_REVIEW_HOURS = 24
+# States from which the system starts an assessment.
+_STARTABLE = frozenset({ClaimState.SUBMITTED, ClaimState.NEEDS_PHOTOS})
+# Attempts at transaction A when a concurrent writer changed the claim under us (optimistic locking).
+_CLAIM_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class _PhotoRef:
+    id: str
+    original_key: str
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What step 2 needs from the claim, copied out of the session before it closes."""
+
+    declared_value: Decimal
+    currency: str
+    photos: tuple[_PhotoRef, ...]
+
+
+@dataclass
+class _Result:
+    decision: Decision
+    model_version: str | None = None
+    claim_probs: list[float] | None = None
+    per_photo: dict[str, list[float]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def assess_claim(services: Services, claim_id: str) -> Outcome:
+    """Assess claim `claim_id` once: "assessed", "already_done" or "not_found" (see module doc).
+
+    Raises on transient infrastructure errors (object store or database unavailable), so the task
+    runner retries; nothing is written in that case.
+    """
+    started = _start(services, claim_id)
+    if isinstance(started, str):
+        return started
+    result = _evaluate(services, started)
+    return _record(services, claim_id, result)
+
+
+# --------------------------------------------------------------------------------------------------
+# Transaction A: claim the work
+
+
+def _load_for_update(session: Session, claim_id: str) -> Claim | None:
+    stmt = (
+        select(Claim)
+        .where(Claim.id == claim_id)
+        .options(selectinload(Claim.photos))
+        .with_for_update(of=Claim)
+        .execution_options(populate_existing=True)
+    )
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def _start(services: Services, claim_id: str) -> _Snapshot | Outcome:
+    for attempt in range(1, _CLAIM_ATTEMPTS + 1):
+        with services.sessions() as session:
+            claim = _load_for_update(session, claim_id)
+            if claim is None:
+                return "not_found"
+            state = ClaimState(claim.state)
+            if state not in _STARTABLE and state is not ClaimState.ASSESSING:
+                return "already_done"
+            snapshot = _Snapshot(
+                declared_value=claim.declared_value,
+                currency=claim.currency,
+                photos=tuple(_PhotoRef(p.id, p.original_key) for p in claim.photos),
+            )
+            if state is ClaimState.ASSESSING:
+                # An earlier attempt died mid-way (or another worker is on it right now): go on.
+                logger.info("claim %s is already being assessed: continuing", claim_id)
+                return snapshot
+            apply_transition(session, claim, ClaimState.ASSESSING, Actor.SYSTEM)
+            try:
+                session.commit()
+            except StaleDataError:
+                # Someone changed the claim between our read and our write: look again.
+                session.rollback()
+                logger.info("claim %s changed concurrently (attempt %d), re-reading", claim_id, attempt)
+                continue
+            return snapshot
+    # Still contended after several tries: another worker is clearly on it.
+    return "already_done"
+
+
+# --------------------------------------------------------------------------------------------------
+# Step 2: grade and decide (no transaction, nothing written)
+
+
+def _unavailable(services: Services, problems: list[str], model_version: str | None = None) -> _Result:
+    decision = Review(None, None, (ReasonCode.MODEL_UNAVAILABLE,), services.policy.version)
+    return _Result(decision=decision, model_version=model_version, problems=problems)
+
+
+def _evaluate(services: Services, snap: _Snapshot) -> _Result:
+    if not snap.photos:
+        return _unavailable(services, ["the claim has no photos"])
+
+    # Read and decode first: an unavailable store raises here and the task is retried.
+    arrays: list[np.ndarray] = []
+    problems: list[str] = []
+    for photo in snap.photos:
+        try:
+            data = services.store.get(photo.original_key)  # ObjectStoreUnavailable propagates
+        except ObjectNotFound:
+            problems.append(f"photo {photo.id}: original {photo.original_key!r} is missing")
+            continue
+        try:
+            arrays.append(preprocess(data))
+        except ImageError as exc:
+            problems.append(f"photo {photo.id}: {exc}")
+    if problems:
+        logger.warning("cannot grade every photo, sending to review: %s", "; ".join(problems))
+        return _unavailable(services, problems)
+
+    try:
+        model = services.model()
+        probs = model.predict_arrays(np.stack(arrays))
+    except ModelError as exc:
+        logger.error("damage model unavailable, sending to review: %s", exc)
+        return _unavailable(services, [f"model: {exc}"])
+    except Exception as exc:  # ONNX Runtime raises its own types; never crash-loop on them
+        logger.exception("damage model failed, sending to review")
+        return _unavailable(services, [f"model: {type(exc).__name__}: {exc}"])
+
+    per_photo = {
+        photo.id: [round(float(p), PROB_DECIMALS) for p in row]
+        for photo, row in zip(snap.photos, probs, strict=True)
+    }
+    # Combine the rounded values: the recorded per-photo probabilities reproduce the decision.
+    try:
+        claim_probs = [round(p, PROB_DECIMALS) for p in combine_photos(list(per_photo.values()))]
+        decision = decide(claim_probs, snap.declared_value, snap.currency, services.policy)
+    except ValueError as exc:
+        # Input the policy refuses (the API validates it, so this is a bug or old data): a person
+        # decides, rather than a task failing on every retry.
+        logger.exception("the policy refused the claim's input, sending to review")
+        result = _unavailable(services, [f"policy: {exc}"], model.version)
+        result.per_photo = per_photo
+        return result
+    return _Result(
+        decision=decision, model_version=model.version, claim_probs=claim_probs, per_photo=per_photo
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Transaction B: record, once
+
+
+def decision_record(decision: Decision) -> dict[str, Any]:
+    """The JSON stored in `Claim.decision` (money and confidence as decimal strings)."""
+    confidence = None if decision.confidence is None else str(decision.confidence)
+    if isinstance(decision, Offer):
+        return {
+            "kind": "offer",
+            "grade": decision.grade,
+            "confidence": confidence,
+            "amount": str(decision.amount),
+            "currency": decision.currency,
+            "options": [
+                {
+                    "kind": str(o.kind),
+                    "amount": None if o.amount is None else str(o.amount),
+                    "description": o.description,
+                }
+                for o in decision.options
+            ],
+            "explanation": describe(decision),
+        }
+    return {
+        "kind": "review",
+        "grade": decision.grade,
+        "confidence": confidence,
+        "reasons": [str(r) for r in decision.reasons],
+        "explanation": describe(decision),
+    }
+
+
+def _record(services: Services, claim_id: str, result: _Result) -> Outcome:
+    decision = result.decision
+    with services.sessions() as session:
+        claim = _load_for_update(session, claim_id)
+        if claim is None:  # deleted meanwhile (not something the service does)
+            return "not_found"
+        if claim.state != ClaimState.ASSESSING:
+            logger.info("claim %s already %s: dropping a duplicate assessment", claim_id, claim.state)
+            return "already_done"
+        now = utcnow()
+        _write(claim, result, now, services)
+        offered = isinstance(decision, Offer)
+        reasons: Sequence[str] = () if offered else [str(r) for r in decision.reasons]
+        detail: dict[str, Any] = {"claim_probs": result.claim_probs, "per_photo": result.per_photo}
+        if result.problems:
+            detail["problems"] = result.problems
+        apply_transition(
+            session,
+            claim,
+            ClaimState.OFFERED if offered else ClaimState.IN_REVIEW,
+            Actor.SYSTEM,
+            reasons=reasons,
+            model_version=result.model_version,
+            policy_version=decision.policy_version,
+            detail=detail,
+            now=now,
+        )
+        try:
+            session.commit()
+        except StaleDataError:
+            session.rollback()
+            logger.info("claim %s: a concurrent worker recorded its assessment first", claim_id)
+            return "already_done"
+    logger.info("claim %s assessed: %s", claim_id, "offered" if offered else "in_review")
+    return "assessed"
+
+
+def _write(claim: Claim, result: _Result, now: datetime, services: Services) -> None:
+    decision = result.decision
+    for photo in claim.photos:
+        probs = result.per_photo.get(photo.id)
+        photo.grade_probs = probs
+        photo.grade = None if probs is None else int(np.argmax(probs))
+        photo.model_version = None if probs is None else result.model_version
+    claim.claim_grade = decision.grade
+    claim.claim_probs = result.claim_probs
+    claim.confidence = decision.confidence
+    claim.model_version = result.model_version
+    claim.policy_version = decision.policy_version
+    claim.assessment_count = (claim.assessment_count or 0) + 1
+    claim.decision = decision_record(decision)
+    if isinstance(decision, Offer):
+        claim.offer_expires_at = now + timedelta(hours=services.policy.offer_valid_hours)
+        claim.decision_due_at = now  # decided: the customer has their answer
+    else:
+        claim.offer_expires_at = None
+        if claim.decision_due_at is None:
+            claim.decision_due_at = now + timedelta(hours=DEFAULT_REVIEW_HOURS)

@@ -1,0 +1,105 @@
+"""The Celery application (production task runner): ``celery -A workers.celery_app worker``.
+
+Configured from `Settings` (environment variables ``CLAIMLANE_*``): the broker is
+``CLAIMLANE_BROKER_URL`` (Redis). There is no result backend: the outcome of an assessment is the
+claim's state in the database, which the API reads.
+
+Delivery guarantees: tasks are acknowledged late (after they ran), a task whose worker process was
+killed is re-queued, and each worker process reserves one message at a time, so a crash or a deploy
+loses no assessment. Re-delivery is safe because `workers.assessment.assess_claim` is idempotent.
+
+Each worker process builds its `Services` (database engine, object store, policy, model) once:
+after the fork in a prefork pool (`worker_process_init`; connections must not be shared across a
+fork), or lazily on the first task for the solo/threads pools, behind a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from celery import Celery, signals
+
+from api.settings import Settings
+from workers.context import Services, build_services
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_QUEUE = "claimlane"
+# Redis re-delivers a message not acknowledged within this time to another worker. It must exceed
+# the longest task plus the longest retry countdown (a retried task waits unacknowledged in the
+# worker until its ETA); an assessment takes seconds and retries wait at most RETRY_BACKOFF_MAX.
+VISIBILITY_TIMEOUT_S = 30 * 60
+# How often the beat scheduler sweeps claims stuck in submitted/assessing, and how old "stuck" is.
+SWEEP_EVERY_S = 5 * 60
+STALE_AFTER_MINUTES = 10
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    """A configured Celery app for `settings` (default: from the environment)."""
+    settings = settings or Settings()
+    app = Celery("claimlane", broker=settings.broker_url, include=["workers.tasks"])
+    app.conf.update(
+        task_default_queue=os.environ.get("CLAIMLANE_CELERY_QUEUE", DEFAULT_QUEUE),
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        timezone="UTC",
+        enable_utc=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        # A hung assessment (say a stuck S3 read) is killed rather than holding its slot forever.
+        task_soft_time_limit=120,
+        task_time_limit=180,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "requeue-stale-claims": {
+                "task": "claimlane.requeue_stale_claims",
+                "schedule": float(SWEEP_EVERY_S),
+                "kwargs": {"older_than_minutes": STALE_AFTER_MINUTES},
+            }
+        },
+    )
+    app.conf.claimlane_settings = settings
+    return app
+
+
+app = create_celery()
+
+_services: Services | None = None
+_services_lock = threading.Lock()
+
+
+def get_services() -> Services:
+    """This worker process's `Services`, built on first use (migrations are a deploy step, not the
+    worker's: `claimlane db upgrade`)."""
+    global _services
+    with _services_lock:
+        if _services is None:
+            settings: Settings = app.conf.claimlane_settings
+            _services = build_services(settings, run_migrations=False)
+            logger.info("worker services ready (database %s)", _services.engine.url.render_as_string())
+        return _services
+
+
+@signals.worker_process_init.connect
+def _init_worker_process(**_: object) -> None:
+    # Prefork child, right after the fork: drop anything inherited from the parent, build fresh.
+    global _services
+    with _services_lock:
+        _services = None
+    get_services()
+
+
+@signals.worker_process_shutdown.connect
+def _close_worker_process(**_: object) -> None:
+    global _services
+    with _services_lock:
+        if _services is not None:
+            _services.close()
+            _services = None
