@@ -49,6 +49,8 @@ ENV_INTER_THREADS = "CLAIMLANE_ORT_INTER_THREADS"
 INPUT_NAME = "image"
 OUTPUT_GRADE_PROBS = "grade_probs"
 OUTPUT_P_GE = "p_ge"
+# Optional: the damage score's class activation map (N, h, w), see `models/heatmaps.py`.
+OUTPUT_DAMAGE_MAP = "damage_map"
 
 META_PREFIX = "claimlane."
 META_VERSION = META_PREFIX + "model_version"
@@ -267,6 +269,7 @@ class DamageModel:
                 f"{self.path}: no output named {OUTPUT_GRADE_PROBS!r} or {OUTPUT_P_GE!r} "
                 f"(has {sorted(outputs)})"
             )
+        self.has_damage_map = OUTPUT_DAMAGE_MAP in outputs
 
     def _read_metadata(self) -> None:
         meta = self.metadata
@@ -351,9 +354,25 @@ class DamageModel:
             return np.zeros((0, NUM_GRADES), dtype=np.float64)
         return np.concatenate(chunks, axis=0)
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        (out,) = self.session.run([self._output], {INPUT_NAME: batch})
-        out = np.asarray(out, dtype=np.float64)
+    def predict_with_maps(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Grade probabilities and, when the model exports one, the damage map of each input
+        (N, h, w): where the model's damage score came from. One session run for both."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if not self.has_damage_map:
+            return self.predict_arrays(batch), None
+        probs, maps = [], []
+        for i in range(0, len(batch), self.max_batch):
+            p, m = self._run(batch[i : i + self.max_batch], with_map=True)
+            probs.append(p)
+            maps.append(m)
+        if not probs:
+            return np.zeros((0, NUM_GRADES)), None
+        return np.concatenate(probs), np.concatenate(maps)
+
+    def _run(self, batch: np.ndarray, *, with_map: bool = False):
+        names = [self._output, OUTPUT_DAMAGE_MAP] if with_map else [self._output]
+        results = self.session.run(names, {INPUT_NAME: batch})
+        out = np.asarray(results[0], dtype=np.float64)
         if self._output == OUTPUT_P_GE:
             out = grade_probs_from_exceedance(out)
         if out.shape != (len(batch), NUM_GRADES):
@@ -365,7 +384,10 @@ class DamageModel:
             raise ModelError(f"{self.path}: model produced non-finite probabilities")
         # Renormalise in float64: the float32 rows sum to 1 only within ~1e-7.
         out = np.clip(out, 0.0, 1.0)
-        return out / out.sum(axis=1, keepdims=True)
+        out = out / out.sum(axis=1, keepdims=True)
+        if with_map:
+            return out, np.asarray(results[1], dtype=np.float32)
+        return out
 
     def predict_images(
         self, sources: Iterable[ImageSource], *, batch_size: int | None = None

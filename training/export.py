@@ -26,6 +26,7 @@ from training.config import RunConfig, config_dict
 from training.networks import CalibratedDamageNet, DamageNet, build_network
 
 PARITY_ATOL = 1e-4
+OUTPUT_NAMES = ("grade_probs", "p_ge", "damage_map")
 
 
 def _constant_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
@@ -90,13 +91,15 @@ def export_onnx(model: CalibratedDamageNet, path: Path, *, opset: int, metadata:
     model.eval()
     example = torch.randn(2, 3, INPUT_SIZE, INPUT_SIZE)
     batch = torch.export.Dim("batch", min=1, max=1024)
+    with torch.no_grad():
+        n_outputs = len(model(example))  # older in-memory networks return two outputs
     program = torch.onnx.export(
         model,
         (example,),
         dynamo=True,
         opset_version=opset,
         input_names=["image"],
-        output_names=["grade_probs", "p_ge"],
+        output_names=list(OUTPUT_NAMES[:n_outputs]),
         dynamic_shapes={"image": {0: batch}},
         optimize=True,
         verbose=False,
@@ -217,3 +220,53 @@ def load_torch_model(version_dir: str | Path) -> CalibratedDamageNet:
     net = build_network(state["arch"], pretrained=False)
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
     return CalibratedDamageNet(net, state["temperature"]).eval()
+
+
+def export_run(run_dir: str | Path, out_root: str | Path, *, version: str | None = None) -> Path:
+    """Re-export a finished training run (its best checkpoint and fitted temperature) into
+    `out_root/<version>/`, e.g. to ship it under `models/weights/` or after the exporter changed."""
+    from training.config import load_config
+
+    run_dir = Path(run_dir)
+    raw = json.loads((run_dir / "config.json").read_text())
+    cfg = load_config(None, **raw)
+    if version:
+        cfg.export.version = version
+    exports = sorted((run_dir / "export").glob("*/calibration.json"))
+    if not exports:
+        raise SystemExit(f"{run_dir}: no exported version with calibration.json (has the run finished?)")
+    previous = exports[-1].parent
+    temperature = json.loads((previous / "calibration.json").read_text())["temperature"]
+    summary = json.loads((previous / "training.json").read_text())
+    summary = {
+        k: v
+        for k, v in summary.items()
+        if k not in ("config", "train_manifest_sha256", "onnx_parity_max_abs_diff")
+    }
+    state = torch.load(run_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)
+    net = build_network(cfg.model.arch, pretrained=False)
+    net.load_state_dict(state["model"])
+    manifest = run_dir / "manifest.csv"
+    return export_version(
+        net.eval(),
+        temperature,
+        cfg,
+        Path(out_root),
+        train_manifest=manifest if manifest.exists() else None,
+        training_summary=summary,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Re-export a finished training run to ONNX.")
+    parser.add_argument("--run", required=True, help="the run folder (runs/<name>)")
+    parser.add_argument("--out", default="models/weights", help="where the version folder goes")
+    parser.add_argument("--version", help="version name (default: the run's)")
+    args = parser.parse_args(argv)
+    print(export_run(args.run, args.out, version=args.version))
+
+
+if __name__ == "__main__":
+    main()

@@ -274,13 +274,21 @@ def exceedance_to_grade_probs(p_ge: torch.Tensor) -> torch.Tensor:
 
 
 class CalibratedDamageNet(nn.Module):
-    """What is exported and served: image -> (grade_probs, p_ge), temperature applied."""
+    """What is exported and served: image -> (grade_probs, p_ge, damage_map), temperature applied.
+
+    damage_map (N, h, w) is the damage score's class activation map: the head is linear on the
+    average of the feature map, so score = mean over locations of w . F(x, y) + bias exactly, and
+    w . F(x, y) is each location's share. For such a head this is Grad-CAM (up to a constant and
+    the ReLU applied when drawing it), computed in the graph so serving needs no gradients.
+    """
 
     def __init__(self, net: DamageNet, temperature: float) -> None:
         super().__init__()
         self.net = net
         self.register_buffer("temperature", torch.tensor(float(temperature)))
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        p_ge = torch.sigmoid(self.net(image) / self.temperature)
-        return exceedance_to_grade_probs(p_ge), p_ge
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        fmap = self.net.feature_map(image)
+        p_ge = torch.sigmoid(self.net.head(fmap.mean(dim=(2, 3))) / self.temperature)
+        damage_map = torch.einsum("nchw,c->nhw", fmap, self.net.head.score.weight[0])
+        return exceedance_to_grade_probs(p_ge), p_ge, damage_map

@@ -77,3 +77,26 @@ def test_onnx_runtime_matches_pytorch(tmp_path):
     with torch.no_grad():
         twin_probs = twin(torch.from_numpy(images))[0].numpy()
     assert np.abs(twin_probs - session.run(["grade_probs"], {"image": images})[0]).max() < 1e-2
+
+
+def test_damage_map_output_is_the_score_decomposed_by_location(tmp_path):
+    """The exported damage_map is Grad-CAM for this head: its mean plus the head's bias is the
+    damage score itself, so the heatmap shows exactly what drove the grade."""
+    import torch
+
+    from training.networks import CalibratedDamageNet
+
+    cfg = load_config(None, export={"version": "map-test"})
+    net = build_network("mobilenet_v3_small", pretrained=False).eval()
+    version_dir = export_version(net, 1.5, cfg, tmp_path)
+    session = ort.InferenceSession(str(version_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["grade_probs", "p_ge", "damage_map"]
+    x = np.random.default_rng(3).uniform(-1, 1, size=(2, 3, 224, 224)).astype(np.float32)
+    _, p_ge, damage_map = session.run(None, {"image": x})
+    assert damage_map.shape == (2, 7, 7)
+    with torch.no_grad():
+        first_logit = torch.logit(torch.from_numpy(p_ge[:, 0]).double()) * 1.5
+        score = torch.from_numpy(damage_map).double().mean((1, 2)) + net.head.score.bias.double()
+        np.testing.assert_allclose(score - net.head.cut_points()[0].double(), first_logit, atol=1e-3)
+        torch_map = CalibratedDamageNet(net, 1.5)(torch.from_numpy(x))[2].numpy()
+    np.testing.assert_allclose(damage_map, torch_map, atol=1e-4)
