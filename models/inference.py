@@ -157,7 +157,7 @@ def verify_checksum(version_dir: str | os.PathLike[str]) -> bool:
             expected = digest.lower()
     if expected is None:
         raise ChecksumError(f"{sums_file} has no entry for {MODEL_FILENAME}")
-    actual = _sha256(version_dir / MODEL_FILENAME)
+    actual = sha256_file(version_dir / MODEL_FILENAME)
     if actual != expected:
         raise ChecksumError(
             f"{version_dir / MODEL_FILENAME} does not match {sums_file}: sha256 {actual}, expected {expected}"
@@ -165,7 +165,8 @@ def verify_checksum(version_dir: str | os.PathLike[str]) -> bool:
     return True
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (model files are tens of MB)."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

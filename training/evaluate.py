@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import hashlib
 import json
 import math
 import os
@@ -33,6 +32,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from models.grades import GRADE_NAMES, NUM_GRADES, most_likely_grade, p_damaged
+from models.inference import sha256_file
 from training import metrics as M
 from training.manifest import SPLITS, Row, read_manifest
 
@@ -51,14 +51,6 @@ MAX_LISTED = 20  # failed images / false positives listed in summary.md (metrics
 
 
 # --- numbers -------------------------------------------------------------------------------------
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _ci(fn, *arrays: np.ndarray, n: int) -> list[float]:
@@ -185,7 +177,7 @@ def evaluate_predictions(
     manifest_info = None
     if manifest_path is not None:
         mp = Path(manifest_path)
-        manifest_info = {"path": str(mp), "sha256": _sha256(mp) if mp.is_file() else None}
+        manifest_info = {"path": str(mp), "sha256": sha256_file(mp) if mp.is_file() else None}
 
     result: dict[str, Any] = {
         "title": title,

@@ -11,7 +11,6 @@ layer, and the file shows what runs. Graph optimisation stays at ORT_ENABLE_ALL 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import onnx
 import torch
 from onnx import numpy_helper
 
+from models.inference import sha256_file
 from models.preprocessing import INPUT_SIZE, MEAN, STD
 from training.config import RunConfig, config_dict
 from training.networks import CalibratedDamageNet, DamageNet, build_network
@@ -127,14 +127,6 @@ def onnx_parity(model: CalibratedDamageNet, path: Path, images: np.ndarray) -> f
     with torch.no_grad():
         torch_probs = model.eval()(torch.from_numpy(images.astype(np.float32)))[0].numpy()
     return float(np.abs(ort_probs - torch_probs).max())
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_checksums(version_dir: Path) -> Path:
