@@ -18,11 +18,13 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _package_version
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import console
 from api.errors import error_response, install_error_handlers
-from api.routers import claims, health
+from api.routers import claims, health, review
 from api.settings import Settings
 from workers.context import Services, build_services
 from workers.dispatch import Dispatcher, make_dispatcher
@@ -155,8 +157,11 @@ def create_app(
 
     app.include_router(health.router)
     app.include_router(claims.router)
+    app.include_router(review.router)  # the adjusters' JSON API (/v1/review/...)
+    # The adjusters' review console (server-rendered pages over api.reviewing) and its assets.
+    app.mount("/console/static", StaticFiles(directory=console.STATIC_DIR), name="console-static")
+    app.include_router(console.router)
     # Routers still to come mount here:
-    #   app.include_router(review.router)   # adjusters' queue and decisions (/v1/review/...)
     #   app.include_router(admin.router)    # users and keys (/v1/admin/...)
     return app
 

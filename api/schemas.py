@@ -109,7 +109,38 @@ class ReviewView(_Model):
     explanation: str
 
 
-DecisionView = Annotated[OfferView | ReviewView, Field(discriminator="kind")]
+class ApprovedView(_Model):
+    """An adjuster approved the claim; the amount is paid in cash (`payout_amount`, `accepted_option`)."""
+
+    kind: Literal["approved"] = "approved"
+    amount: MoneyStr
+    currency: str
+    reason: str | None = Field(
+        None, description="Why the adjuster paid another amount than the assessment proposed, if so."
+    )
+    explanation: str
+
+
+class DeniedView(_Model):
+    """An adjuster reviewed the claim and could not approve it (only a person ever denies)."""
+
+    kind: Literal["denied"] = "denied"
+    reason: str = Field(description="The adjuster's reason, written for the customer.")
+    explanation: str
+
+
+class NeedsPhotosView(_Model):
+    """An adjuster needs more photos: add them with `POST add_photos_url`."""
+
+    kind: Literal["needs_photos"] = "needs_photos"
+    reason: str = Field(description="What the adjuster needs to see, written for the customer.")
+    explanation: str
+    add_photos_url: str = Field(examples=["/v1/claims/0b0e6c1e-3f7b-4c8e-9f1e-2a7d3c9b8f10/photos"])
+
+
+DecisionView = Annotated[
+    OfferView | ReviewView | ApprovedView | DeniedView | NeedsPhotosView, Field(discriminator="kind")
+]
 
 
 class TimelineEntry(_Model):
@@ -151,6 +182,146 @@ class AcceptRequest(_Model):
     """How the customer takes the offer; must be one of the offer's options."""
 
     option: Literal["cash", "reshipment", "store_credit"]
+
+
+class PhotosAdded(_Model):
+    """The 202 answer to added photos: stored, and the claim queued for assessment again."""
+
+    id: str = Field(description="The claim id.")
+    status: ClaimState = Field(description="Always `assessing` here.")
+    url: str = Field(description="Where to follow the claim (also in the Location header).")
+    photos_added: int
+    expected_decision_at: datetime | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Review (adjusters and admins)
+
+
+class SlaView(_Model):
+    """Where the case's next deadline stands: the first response until an adjuster has taken the case
+    since it entered review, the decision after that (whichever is worse while both are pending)."""
+
+    state: Literal["on_time", "due_soon", "overdue"]
+    due: datetime
+    remaining_s: int = Field(description="Seconds left; negative once overdue.")
+
+
+class QueueItemView(_Model):
+    claim_id: str
+    url: str = Field(description="The case: `GET /v1/review/{claim_id}`.")
+    tracking_number: str
+    state: ClaimState
+    reasons: list[str] = Field(description="Why the claim is in review (reason codes).")
+    declared_value: MoneyStr
+    currency: str
+    model_grade: int | None = Field(None, description="The model's claim grade (0-3); null if unassessed.")
+    confidence: Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?$")] | None = None
+    entered_review_at: datetime | None
+    first_response_due_at: datetime | None
+    decision_due_at: datetime | None
+    sla: SlaView
+    watch: bool = Field(description="A repeat claim: same customer or same tracking number as another.")
+    prior_claims: int
+    lease_holder: str | None = Field(None, description="The adjuster holding the case (a live lease).")
+    lease_expires_at: datetime | None = None
+
+
+class QueueView(_Model):
+    """Claims in review: overdue first, then by decision deadline, then by time in review."""
+
+    items: list[QueueItemView]
+    count: int
+
+
+class CasePhotoView(_Model):
+    id: str
+    position: int
+    url: str = Field(description="The served copy of the photo (re-encoded JPEG, no metadata).")
+    heatmap_url: str | None = Field(None, description="Where the model saw damage (a PNG layer), if any.")
+    grade: int | None = None
+    grade_probs: list[float] | None = None
+    adjuster_grade: int | None = Field(
+        None, description="The grade an adjuster gave it in the last decision."
+    )
+
+
+class PriorClaimView(_Model):
+    id: str
+    created_at: datetime
+    state: ClaimState
+    declared_value: MoneyStr
+    currency: str
+    tracking_number: str
+    outcome: str | None = Field(None, description="How it ended (paid, reshipment, denied); null if open.")
+    same_customer: bool
+    same_tracking_number: bool
+
+
+class AuditEntryView(_Model):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    from_state: str | None
+    to_state: str | None
+    reasons: list[str]
+    detail: dict[str, Any]
+
+
+class NoteView(_Model):
+    id: int
+    at: datetime
+    author_id: int
+    author: str | None
+    text: str
+
+
+class CaseView(_Model):
+    """One case, with everything an adjuster needs to decide it."""
+
+    claim: ClaimView
+    queue: QueueItemView = Field(description="The case as the queue shows it (SLA, lease, watch).")
+    photos: list[CasePhotoView]
+    decision: dict[str, Any] | None = Field(None, description="The stored decision record, as it is.")
+    proposed_amount: MoneyStr | None = Field(
+        None, description="What the policy pays for the model's grade: what `approve` pays."
+    )
+    history: list[PriorClaimView]
+    timeline: list[AuditEntryView]
+    notes: list[NoteView]
+
+
+class TakeResult(_Model):
+    claim_id: str
+    lease_expires_at: datetime
+    lease_seconds: int
+
+
+class DecisionRequest(_Model):
+    """An adjuster's decision on a case they hold."""
+
+    action: Literal["approve", "adjust", "deny", "request_photos"]
+    amount: str | None = Field(
+        None,
+        max_length=64,
+        description="A decimal string. approve: absent or the proposed amount; adjust: required.",
+        examples=["150.00"],
+    )
+    reason: str | None = Field(
+        None,
+        max_length=10_000,
+        description="Required for adjust, deny and request_photos; shown to the customer.",
+    )
+    grades: dict[str, Annotated[int, Field(strict=True)]] = Field(
+        default_factory=dict, description="The adjuster's damage grade (0-3) for EVERY photo, by photo id."
+    )
+
+
+class NoteRequest(_Model):
+    text: str = Field(
+        max_length=20_000, description="1-4000 characters; staff only, never shown to customers."
+    )
 
 
 # --------------------------------------------------------------------------------------------------

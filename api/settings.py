@@ -14,7 +14,11 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+import claims
 from claims.policy import DEFAULT_POLICY_FILE
+
+# The service-deadline file shipped with the code (see claims.deadlines).
+DEFAULT_DEADLINES_FILE = Path(claims.__file__).resolve().parent / "policies" / "deadlines-2026-11-v1.toml"
 
 
 class Settings(BaseSettings):
@@ -38,6 +42,8 @@ class Settings(BaseSettings):
     # Model: a model.onnx or a version folder; empty means the newest bundled version.
     model_path: Path | None = None
     policy_file: Path = DEFAULT_POLICY_FILE
+    # Service deadlines (first response, decision) and the working calendar they count in.
+    deadlines_file: Path = DEFAULT_DEADLINES_FILE
     # Upload limits.
     max_photos: int = Field(8, ge=1)
     max_photo_bytes: int = Field(15 * 1024 * 1024, ge=1024)

@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -26,6 +28,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     event,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -152,6 +155,16 @@ class Claim(Base):
     offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     accepted_option: Mapped[str | None] = mapped_column(String(32), nullable=True)
     payout_amount: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    # Human review (see api/reviewing.py): deadlines set when the claim enters review, the adjuster
+    # holding the case (a lease: one adjuster at a time, until it expires), who decided and when.
+    entered_review_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    first_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lease_holder_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # A repeat claimant (same customer or same tracking number as another claim): look closer.
+    watch: Mapped[bool] = mapped_column(Boolean(), default=False, server_default=false())
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Optimistic locking: two writers changing one claim cannot both win.
     row_version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -233,6 +246,61 @@ class IdempotencyKey(Base):
     claim_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ReviewDecision(Base):
+    """An adjuster's decision on a claim in review, next to what the machine had said (model grade and
+    probabilities at the time), so the label export can compare the two. Append-only by convention."""
+
+    __tablename__ = "review_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
+    adjuster_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    action: Mapped[str] = mapped_column(String(16))  # approve | adjust | deny | request_photos
+    amount: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What the machine said when the adjuster decided.
+    model_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    model_grade: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    model_probs: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+
+    labels: Mapped[list[PhotoLabel]] = relationship(back_populates="decision", order_by="PhotoLabel.id")
+
+
+class PhotoLabel(Base):
+    """The adjuster's own damage grade for one photo, given with a decision: labels for retraining."""
+
+    __tablename__ = "photo_labels"
+    __table_args__ = (
+        UniqueConstraint("decision_id", "photo_id"),
+        CheckConstraint("grade >= 0 AND grade <= 3", name="grade_range"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("review_decisions.id"), index=True)
+    photo_id: Mapped[str] = mapped_column(ForeignKey("photos.id"), index=True)
+    grade: Mapped[int] = mapped_column(Integer)
+    adjuster_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    decision: Mapped[ReviewDecision] = relationship(back_populates="labels")
+
+
+class CaseNote(Base):
+    """An adjuster's note on a case (staff only; customers never see notes). Also in the audit log."""
+
+    __tablename__ = "case_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    text: Mapped[str] = mapped_column(Text)
+
+    author: Mapped[User] = relationship()
 
 
 Index("ix_claims_state_due", Claim.state, Claim.decision_due_at)

@@ -9,13 +9,16 @@ The work is split in three steps, and only the two short database transactions c
 
 1. Transaction A: lock the claim (``SELECT ... FOR UPDATE`` on PostgreSQL) and claim the work:
    ``submitted`` or ``needs_photos`` moves to ``assessing``; ``assessing`` is taken over as it is (an
-   earlier attempt died half-way, having written nothing, see B); any other state means the
+   earlier attempt died half-way, having written nothing, see B; or the customer added the photos an
+   adjuster asked for, which moves the claim to ``assessing`` itself); any other state means the
    assessment is already done (or the claim has moved on), so the call returns ``"already_done"``
    without touching it.
 2. Outside any transaction (no lock is held while photos are read and the model runs): read the
    original photos, grade them in one batch, and let the policy decide. Nothing is written here.
 3. Transaction B: lock the claim again and write the result, the audit event and the move to
    ``offered`` or ``in_review`` in ONE transaction, but only if the claim is still ``assessing``.
+   Every photo of the claim is graded each time (added photos included). A claim sent to review gets
+   its deadlines and repeat-claimant mark from `storage.review.mark_entered_review`.
 
 So an assessment is written exactly once: the write in B is guarded by the state it changes
 (``assessing`` -> decided), and that guard is checked under the row lock on PostgreSQL and by the
@@ -58,9 +61,11 @@ from claims.policy import (
     decide,
     describe,
 )
+from models.heatmaps import render_heatmap
 from models.inference import ModelError
 from models.preprocessing import ImageError, preprocess
-from storage.objects import ObjectNotFound
+from storage.objects import ObjectNotFound, ObjectStoreUnavailable
+from storage.review import mark_entered_review
 from storage.tables import Claim, utcnow
 from storage.transitions import apply_transition
 from workers.context import Services
@@ -71,8 +76,6 @@ Outcome = Literal["assessed", "already_done", "not_found"]
 
 # Probabilities are recorded (and combined) at the model's output precision.
 PROB_DECIMALS = 6
-# How long an adjuster has for a claim sent to review, until the deadlines module refines it.
-DEFAULT_REVIEW_HOURS = 24
 # States from which the system starts an assessment.
 _STARTABLE = frozenset({ClaimState.SUBMITTED, ClaimState.NEEDS_PHOTOS})
 # Attempts at transaction A when a concurrent writer changed the claim under us (optimistic locking).
@@ -83,6 +86,9 @@ _CLAIM_ATTEMPTS = 3
 class _PhotoRef:
     id: str
     original_key: str
+    sha256: str
+    width: int
+    height: int
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class _Result:
     claim_probs: list[float] | None = None
     per_photo: dict[str, list[float]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    heatmaps: dict[str, str] = field(default_factory=dict)  # photo id -> object key
 
 
 def assess_claim(services: Services, claim_id: str) -> Outcome:
@@ -143,7 +150,9 @@ def _start(services: Services, claim_id: str) -> _Snapshot | Outcome:
             snapshot = _Snapshot(
                 declared_value=claim.declared_value,
                 currency=claim.currency,
-                photos=tuple(_PhotoRef(p.id, p.original_key) for p in claim.photos),
+                photos=tuple(
+                    _PhotoRef(p.id, p.original_key, p.sha256, p.width, p.height) for p in claim.photos
+                ),
             )
             if state is ClaimState.ASSESSING:
                 # An earlier attempt died mid-way (or another worker is on it right now): go on.
@@ -194,7 +203,7 @@ def _evaluate(services: Services, snap: _Snapshot) -> _Result:
 
     try:
         model = services.model()
-        probs = model.predict_arrays(np.stack(arrays))
+        probs, maps = model.predict_with_maps(np.stack(arrays))
     except ModelError as exc:
         logger.error("damage model unavailable, sending to review: %s", exc)
         return _unavailable(services, [f"model: {exc}"])
@@ -218,8 +227,41 @@ def _evaluate(services: Services, snap: _Snapshot) -> _Result:
         result.per_photo = per_photo
         return result
     return _Result(
-        decision=decision, model_version=model.version, claim_probs=claim_probs, per_photo=per_photo
+        decision=decision,
+        model_version=model.version,
+        claim_probs=claim_probs,
+        per_photo=per_photo,
+        heatmaps=_store_heatmaps(services, snap.photos, maps, model.version),
     )
+
+
+def heatmap_key(model_version: str, sha256: str) -> str:
+    """Content-addressed by photo and model: a re-run writes the same object again, harmlessly."""
+    return f"photos/heatmap/{model_version}/{sha256}.png"
+
+
+def _store_heatmaps(
+    services: Services, photos: Sequence[_PhotoRef], maps: np.ndarray | None, model_version: str
+) -> dict[str, str]:
+    """Render and store each photo's heatmap layer for the console (where the model saw damage).
+
+    Derived evidence, written before transaction B: an unreachable store propagates (the task is
+    retried); any other failure only costs the heatmap, never the assessment."""
+    if maps is None:
+        return {}
+    keys: dict[str, str] = {}
+    for photo, damage_map in zip(photos, maps, strict=True):
+        key = heatmap_key(model_version, photo.sha256)
+        try:
+            png = render_heatmap(damage_map, (photo.width, photo.height))
+            services.store.put(key, png, "image/png")
+        except ObjectStoreUnavailable:
+            raise
+        except Exception:
+            logger.exception("heatmap for photo %s failed; the assessment goes on without it", photo.id)
+            continue
+        keys[photo.id] = key
+    return keys
 
 
 # --------------------------------------------------------------------------------------------------
@@ -267,6 +309,9 @@ def _record(services: Services, claim_id: str, result: _Result) -> Outcome:
         now = utcnow()
         _write(claim, result, now, services)
         offered = isinstance(decision, Offer)
+        if not offered:
+            # Deadlines, the repeat-claimant mark, no lease: the same as every other way into review.
+            mark_entered_review(session, claim, now, services.deadlines)
         reasons: Sequence[str] = () if offered else [str(r) for r in decision.reasons]
         detail: dict[str, Any] = {"claim_probs": result.claim_probs, "per_photo": result.per_photo}
         if result.problems:
@@ -299,6 +344,7 @@ def _write(claim: Claim, result: _Result, now: datetime, services: Services) -> 
         photo.grade_probs = probs
         photo.grade = None if probs is None else int(np.argmax(probs))
         photo.model_version = None if probs is None else result.model_version
+        photo.heatmap_key = result.heatmaps.get(photo.id)
     claim.claim_grade = decision.grade
     claim.claim_probs = result.claim_probs
     claim.confidence = decision.confidence
@@ -310,6 +356,4 @@ def _write(claim: Claim, result: _Result, now: datetime, services: Services) -> 
         claim.offer_expires_at = now + timedelta(hours=services.policy.offer_valid_hours)
         claim.decision_due_at = now  # decided: the customer has their answer
     else:
-        claim.offer_expires_at = None
-        if claim.decision_due_at is None:
-            claim.decision_due_at = now + timedelta(hours=DEFAULT_REVIEW_HOURS)
+        claim.offer_expires_at = None  # deadlines: storage.review.mark_entered_review

@@ -1,6 +1,6 @@
 """The service's long-lived parts, built once per process from `Settings`: database, object store,
-payout policy and the damage model. The API (lifespan) and the Celery worker (on start) both build
-one `Services`; tasks receive it rather than reaching for globals.
+payout policy, service deadlines and the damage model. The API (lifespan) and the Celery worker (on
+start) both build one `Services`; tasks receive it rather than reaching for globals.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.settings import Settings
+from claims.deadlines import DeadlineConfig, parse_deadlines
 from claims.policy import PolicyConfig, parse_policy
 from models.inference import DamageModel, load_model
 from storage.db import make_engine, make_sessionmaker, migrate
@@ -26,6 +27,7 @@ class Services:
     sessions: sessionmaker[Session]
     store: ObjectStore
     policy: PolicyConfig
+    deadlines: DeadlineConfig
     _model: DamageModel | None = field(default=None, repr=False)
     _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -57,6 +59,10 @@ def load_policy(path: Path) -> PolicyConfig:
     return parse_policy(Path(path).read_text())
 
 
+def load_deadlines(path: Path) -> DeadlineConfig:
+    return parse_deadlines(Path(path).read_text())
+
+
 def build_services(settings: Settings, *, run_migrations: bool = True) -> Services:
     """Connect everything. Embedded mode creates its data folder and migrates SQLite at start."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -70,4 +76,5 @@ def build_services(settings: Settings, *, run_migrations: bool = True) -> Servic
         sessions=make_sessionmaker(engine),
         store=make_store(settings),
         policy=load_policy(settings.policy_file),
+        deadlines=load_deadlines(settings.deadlines_file),
     )

@@ -18,6 +18,11 @@ The steps, in order:
 
 Any failure after step 2 deletes the in-flight idempotency row (so the client may retry),
 discards the objects this request created, and re-raises (the error handlers answer 4xx/503).
+
+Adding the photos an adjuster asked for (`POST /v1/claims/{id}/photos`, only in ``needs_photos``)
+goes through the same steps (`_store_and_commit`): in its one transaction the photos are appended and
+the claim moves to ``assessing``; the assessment is enqueued after the commit and grades every photo.
+The claim view shows an adjuster's decision (approved, denied, needs_photos) but never who made it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -42,11 +48,15 @@ from api.deps import CurrentUser, CustomerUser, DispatcherDep, ServicesDep, Sess
 from api.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from api.schemas import (
     AcceptRequest,
+    ApprovedView,
     ClaimAccepted,
     ClaimView,
+    DeniedView,
     ErrorResponse,
+    NeedsPhotosView,
     OfferView,
     OptionView,
+    PhotosAdded,
     PhotoView,
     ReviewView,
     TimelineEntry,
@@ -58,9 +68,11 @@ from claims.policy import ReasonCode
 from models.preprocessing import ImageError
 from storage.objects import ObjectNotFound
 from storage.photos import StoredPhoto, discard_objects, inspect_photo, store_photo
+from storage.review import mark_entered_review
 from storage.tables import Claim, IdempotencyKey, Photo, User, new_id, utcnow
 from storage.transitions import apply_transition
 from workers.context import Services
+from workers.dispatch import Dispatcher
 
 logger = logging.getLogger("claimlane.api.claims")
 
@@ -68,8 +80,6 @@ router = APIRouter(prefix="/v1/claims", tags=["claims"])
 
 # The service norm: every claim is acknowledged at once and answered within an hour.
 DECISION_WITHIN = timedelta(hours=1)
-# How long an adjuster has once a customer declines an offer (the assessment uses the same figure).
-REVIEW_WITHIN = timedelta(hours=24)
 # An in-flight idempotency row older than this belongs to a request that died: it may be taken over.
 IN_FLIGHT_ABANDONED_AFTER = timedelta(minutes=5)
 IN_FLIGHT_RETRY_AFTER_S = 2
@@ -113,11 +123,28 @@ def _actor_for(label: str, viewer: User) -> str:
     return "ClaimLane"
 
 
-def _decision_view(claim: Claim) -> OfferView | ReviewView | None:
+def _decision_view(
+    claim: Claim, add_photos_url: str = ""
+) -> OfferView | ReviewView | ApprovedView | DeniedView | NeedsPhotosView | None:
     decision = claim.decision
     if not decision:
         return None
-    if decision.get("kind") == "offer":
+    kind = decision.get("kind")
+    explanation = str(decision.get("explanation", ""))
+    if kind == "approved":  # an adjuster's decisions (api.reviewing): never who made them
+        return ApprovedView(
+            amount=_money(Decimal(str(decision["amount"])), claim.currency) or "0",
+            currency=str(decision.get("currency") or claim.currency),
+            reason=decision.get("reason"),
+            explanation=explanation,
+        )
+    if kind == "denied":
+        return DeniedView(reason=str(decision.get("reason") or ""), explanation=explanation)
+    if kind == "needs_photos":
+        return NeedsPhotosView(
+            reason=str(decision.get("reason") or ""), explanation=explanation, add_photos_url=add_photos_url
+        )
+    if kind == "offer":
         return OfferView(
             amount=str(decision["amount"]),
             currency=str(decision.get("currency") or claim.currency),
@@ -142,8 +169,24 @@ def _money(value: Decimal | None, currency: str) -> str | None:
     return str(quantize(value, currency))
 
 
+def _expected_decision_at(claim: Claim, state: ClaimState) -> datetime | None:
+    """When the customer can expect a decision: the deadline while one is pending (in review: the
+    decision deadline of `claims.deadlines`), nothing while we wait for their photos, and when it
+    was made once an adjuster has decided."""
+    if state is ClaimState.NEEDS_PHOTOS:
+        return None
+    if claim.decided_at is not None and state in (
+        ClaimState.APPROVED,
+        ClaimState.DENIED,
+        ClaimState.PAYOUT_INSTRUCTED,
+    ):
+        return claim.decided_at
+    return claim.decision_due_at
+
+
 def claim_view(request: Request, claim: Claim, viewer: User) -> ClaimView:
     state = ClaimState(claim.state)
+    add_photos_url = str(request.app.url_path_for("add_claim_photos", claim_id=claim.id))
     return ClaimView(
         id=claim.id,
         status=state,
@@ -166,8 +209,8 @@ def claim_view(request: Request, claim: Claim, viewer: User) -> ClaimView:
         claim_grade=claim.claim_grade,
         claim_probs=claim.claim_probs,
         confidence=None if claim.confidence is None else str(claim.confidence),
-        decision=_decision_view(claim),
-        expected_decision_at=claim.decision_due_at,
+        decision=_decision_view(claim, add_photos_url),
+        expected_decision_at=_expected_decision_at(claim, state),
         accepted_option=claim.accepted_option,
         payout_amount=_money(claim.payout_amount, claim.currency),
         timeline=[
@@ -492,6 +535,129 @@ def _discard(services: Services, created: list[tuple[str, list[str]]]) -> None:
     discard_objects(services.store, [k for sha, keys in created if sha not in in_use for k in keys])
 
 
+def _check_idempotency_key(value: str | None) -> str:
+    if value is None or not value.strip():
+        raise BadRequest(
+            "the Idempotency-Key header is required (any unique value per request, reused on retries)",
+            code="idempotency_key_missing",
+        )
+    if not _IDEMPOTENCY_KEY_RE.fullmatch(value):
+        raise BadRequest(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters", code="idempotency_key_invalid"
+        )
+    return value
+
+
+def _add_photos(claim: Claim, stored: list[StoredPhoto], *, first_position: int, now: datetime) -> None:
+    for position, photo in enumerate(stored, start=first_position):
+        claim.photos.append(
+            Photo(
+                position=position,
+                sha256=photo.sha256,
+                original_key=photo.original_key,
+                derivative_key=photo.derivative_key,
+                content_type=photo.content_type,
+                byte_size=photo.byte_size,
+                width=photo.width,
+                height=photo.height,
+                created_at=now,
+            )
+        )
+
+
+# write(stored photos, now) -> (claim id, 202 body, Location): the request's rows, in the session.
+_Write = Callable[[list[StoredPhoto], datetime], tuple[str, dict[str, Any], str]]
+
+
+def _store_and_commit(
+    session: Session,
+    services: Services,
+    settings: Settings,
+    dispatcher: Dispatcher,
+    ticket: _Ticket,
+    fingerprint: str,
+    photos: list[UploadFile],
+    digests: list[str | None],
+    errors: list[dict[str, str]],
+    write: _Write,
+    check: Callable[[], None] | None = None,
+) -> Response:
+    """Steps (3) to (7) of an upload holding the idempotency `ticket` (filing a claim, adding photos):
+    `check()` (may refuse the request before any photo is read), validate every field and photo,
+    store the photos, then ONE transaction: `write` the request's rows and mark the idempotency row
+    done with the 202 body; only after the commit, enqueue the assessment. All or nothing: any
+    failure releases the key, discards the objects this request stored, and re-raises."""
+    created: list[tuple[str, list[str]]] = []
+    try:
+        if check is not None:
+            check()
+        # (3) Validate everything before storing anything.
+        _validate_photos(settings, photos, digests, errors)
+
+        # (4) Store the photos.
+        stored: list[StoredPhoto] = []
+        for upload in photos:
+            data = _read(upload, settings.max_photo_bytes) or b""
+            photo, keys = store_photo(
+                services.store, data, max_side=settings.derivative_max_side, min_side=settings.min_photo_side
+            )
+            created.append((photo.sha256, keys))
+            stored.append(photo)
+
+        # (5) One transaction: the request's rows, the idempotency row done.
+        now = utcnow()
+        claim_id, body, url = write(stored, now)
+        done = session.execute(
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.id == ticket.row_id,
+                IdempotencyKey.state == "in_flight",
+                IdempotencyKey.created_at == ticket.started,
+            )
+            .values(state="done", status_code=202, response_body=body, claim_id=claim_id, completed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount != 1:
+            raise _LostKey()
+        session.commit()
+    except _LostKey:
+        session.rollback()
+        _discard(services, created)
+        logger.warning("idempotency key %s was taken over while this request ran", ticket.row_id)
+        row = session.get(IdempotencyKey, ticket.row_id)
+        if row is not None and row.state == "done" and row.request_hash == fingerprint:
+            return _replay(row)
+        raise Conflict(
+            "a request with this Idempotency-Key is still being processed; retry later",
+            code="request_in_progress",
+            headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
+        ) from None
+    except StaleDataError:
+        # Another request changed the claim first (optimistic locking): nothing of ours is kept.
+        session.rollback()
+        _release_key(services, ticket)
+        _discard(services, created)
+        raise Conflict(
+            "the claim was changed by another request at the same time; retry", code="concurrent_update"
+        ) from None
+    except BaseException:
+        session.rollback()
+        _release_key(services, ticket)
+        _discard(services, created)
+        raise
+
+    # (6) Only now may a worker look for the claim.
+    try:
+        dispatcher.enqueue_assessment(claim_id)
+    except Exception:
+        # The claim is safely stored; the stale-claim sweeper picks up claims left in submitted or
+        # assessing.
+        logger.exception("could not enqueue the assessment of claim %s; the sweeper will retry", claim_id)
+
+    # (7) Accepted.
+    return JSONResponse(status_code=202, content=body, headers={"Location": url})
+
+
 # --------------------------------------------------------------------------------------------------
 # Routes
 
@@ -545,15 +711,7 @@ def create_claim(
         ),
     ] = None,
 ) -> Response:
-    if idempotency_key is None or not idempotency_key.strip():
-        raise BadRequest(
-            "the Idempotency-Key header is required (any unique value per claim, reused on retries)",
-            code="idempotency_key_missing",
-        )
-    if not _IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key):
-        raise BadRequest(
-            "Idempotency-Key must be 1 to 255 printable ASCII characters", code="idempotency_key_invalid"
-        )
+    key = _check_idempotency_key(idempotency_key)
     user_id = user.id  # read now: a rollback below expires `user`
 
     # (1) Fingerprint.
@@ -562,28 +720,12 @@ def create_claim(
     fingerprint = _fingerprint(user_id, fields, digests)
 
     # (2) Idempotency.
-    taken = _take_key(session, settings, user_id, idempotency_key, fingerprint)
+    taken = _take_key(session, settings, user_id, key, fingerprint)
     if isinstance(taken, JSONResponse):
         return taken
-    ticket = taken
 
-    created: list[tuple[str, list[str]]] = []
-    try:
-        # (3) Validate everything before storing anything.
-        _validate_photos(settings, photos, digests, fields.errors)
-
-        # (4) Store the photos.
-        stored: list[StoredPhoto] = []
-        for upload in photos:
-            data = _read(upload, settings.max_photo_bytes) or b""
-            photo, keys = store_photo(
-                services.store, data, max_side=settings.derivative_max_side, min_side=settings.min_photo_side
-            )
-            created.append((photo.sha256, keys))
-            stored.append(photo)
-
-        # (5) One transaction: claim, photos, audit entry, idempotency row done.
-        now = utcnow()
+    def write(stored: list[StoredPhoto], now: datetime) -> tuple[str, dict[str, Any], str]:
+        # (5) The claim, its photos and its first audit entry.
         claim_id = new_id()
         url = str(request.app.url_path_for("get_claim", claim_id=claim_id))
         claim = Claim(
@@ -608,63 +750,25 @@ def create_claim(
             now=now,
             detail={"photos": len(stored)},
         )
-        for position, photo in enumerate(stored, start=1):
-            claim.photos.append(
-                Photo(
-                    position=position,
-                    sha256=photo.sha256,
-                    original_key=photo.original_key,
-                    derivative_key=photo.derivative_key,
-                    content_type=photo.content_type,
-                    byte_size=photo.byte_size,
-                    width=photo.width,
-                    height=photo.height,
-                    created_at=now,
-                )
-            )
+        _add_photos(claim, stored, first_position=1, now=now)
         body = ClaimAccepted(
             id=claim_id, status=ClaimState.SUBMITTED, url=url, expected_decision_at=claim.decision_due_at
         ).model_dump(mode="json")
-        done = session.execute(
-            update(IdempotencyKey)
-            .where(
-                IdempotencyKey.id == ticket.row_id,
-                IdempotencyKey.state == "in_flight",
-                IdempotencyKey.created_at == ticket.started,
-            )
-            .values(state="done", status_code=202, response_body=body, claim_id=claim_id, completed_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if done.rowcount != 1:
-            raise _LostKey()
-        session.commit()
-    except _LostKey:
-        session.rollback()
-        _discard(services, created)
-        logger.warning("idempotency key %s was taken over while this request ran", ticket.row_id)
-        row = session.get(IdempotencyKey, ticket.row_id)
-        if row is not None and row.state == "done" and row.request_hash == fingerprint:
-            return _replay(row)
-        raise Conflict(
-            "a request with this Idempotency-Key is still being processed; retry later",
-            code="request_in_progress",
-            headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
-        ) from None
-    except BaseException:
-        session.rollback()
-        _release_key(services, ticket)
-        _discard(services, created)
-        raise
+        return claim_id, body, url
 
-    # (6) Only now may a worker look for the claim.
-    try:
-        dispatcher.enqueue_assessment(claim_id)
-    except Exception:
-        # The claim is safely stored; the stale-claim sweeper picks up claims left in submitted.
-        logger.exception("could not enqueue the assessment of claim %s; the sweeper will retry", claim_id)
-
-    # (7) Accepted.
-    return JSONResponse(status_code=202, content=body, headers={"Location": url})
+    # (3)-(7)
+    return _store_and_commit(
+        session,
+        services,
+        settings,
+        dispatcher,
+        taken,
+        fingerprint,
+        photos,
+        digests,
+        fields.errors,
+        write,
+    )
 
 
 @router.get(
@@ -713,6 +817,99 @@ def get_claim_photo(
             "ETag": f'"{photo.sha256}"',
             "X-Content-Type-Options": "nosniff",
         },
+    )
+
+
+def _photos_fingerprint(user_id: int, claim_id: str, digests: list[str | None]) -> str:
+    payload = {"user": user_id, "claim": claim_id, "add_photos": [d or "too-large" for d in digests]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=True).encode()).hexdigest()
+
+
+def _photos_not_requested(claim: Claim) -> Conflict:
+    return Conflict(
+        f"photos can be added only when an adjuster asks for them; the claim is {claim.state}",
+        code="photos_not_requested",
+        details={"state": claim.state},
+    )
+
+
+@router.post(
+    "/{claim_id}/photos",
+    status_code=202,
+    response_model=PhotosAdded,
+    name="add_claim_photos",
+    summary="Add the photos an adjuster asked for; the claim is assessed again",
+    responses={
+        **_errors(400, 401, 403, 404, 409, 413, 422, 503),
+        202: {"description": "Photos stored and the claim queued for assessment; Location: the claim."},
+    },
+)
+def add_claim_photos(
+    claim_id: str,
+    request: Request,
+    user: CustomerUser,
+    session: SessionDep,
+    services: ServicesDep,
+    settings: SettingsDep,
+    dispatcher: DispatcherDep,
+    photos: Annotated[
+        list[UploadFile],
+        File(description="1 to `max_photos` (8) more JPEG, PNG or WebP photos, each at most 15 MiB."),
+    ],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Required, as for filing a claim: the same key for every retry of one upload.",
+        ),
+    ] = None,
+) -> Response:
+    """Only while the claim is `needs_photos` (409 otherwise). Validated and stored like the photos of a
+    new claim, all or nothing; the photos are appended (positions continue) and the claim moves to
+    `assessing` in the same transaction; the assessment then grades every photo of the claim again."""
+    key = _check_idempotency_key(idempotency_key)
+    user_id = user.id  # read now: a rollback below expires `user`
+    _load_visible(session, claim_id, user)  # 404 for a claim that is not theirs, before anything else
+    digests = [_digest(p, settings.max_photo_bytes) for p in photos]
+    fingerprint = _photos_fingerprint(user_id, claim_id, digests)
+    taken = _take_key(session, settings, user_id, key, fingerprint)
+    if isinstance(taken, JSONResponse):
+        return taken
+
+    def check() -> None:
+        claim = _load_visible(session, claim_id, user)
+        if claim.state != ClaimState.NEEDS_PHOTOS:
+            raise _photos_not_requested(claim)
+
+    def write(stored: list[StoredPhoto], now: datetime) -> tuple[str, dict[str, Any], str]:
+        claim = _load_visible(session, claim_id, user)
+        if claim.state != ClaimState.NEEDS_PHOTOS:
+            raise _photos_not_requested(claim)
+        apply_transition(
+            session,
+            claim,
+            ClaimState.ASSESSING,
+            Actor.CUSTOMER,
+            user_id=user_id,
+            reasons=[ReasonCode.PHOTOS_ADDED],
+            detail={"photos": len(stored)},
+            now=now,
+        )
+        start = max((p.position for p in claim.photos), default=0) + 1
+        _add_photos(claim, stored, first_position=start, now=now)
+        claim.decision_due_at = now + DECISION_WITHIN
+        url = str(request.app.url_path_for("get_claim", claim_id=claim.id))
+        body = PhotosAdded(
+            id=claim.id,
+            status=ClaimState.ASSESSING,
+            url=url,
+            photos_added=len(stored),
+            expected_decision_at=claim.decision_due_at,
+        ).model_dump(mode="json")
+        return claim.id, body, url
+
+    return _store_and_commit(
+        session, services, settings, dispatcher, taken, fingerprint, photos, digests, [], write, check
     )
 
 
@@ -814,7 +1011,9 @@ def _declined_before(claim: Claim) -> bool:
     summary="Decline the offer: an adjuster reviews the claim",
     responses=_errors(401, 403, 404, 409, 503),
 )
-def decline_offer(claim_id: str, request: Request, user: CustomerUser, session: SessionDep) -> ClaimView:
+def decline_offer(
+    claim_id: str, request: Request, user: CustomerUser, session: SessionDep, services: ServicesDep
+) -> ClaimView:
     user_id = user.id
 
     def decline(claim: Claim, now: datetime) -> None:
@@ -840,7 +1039,7 @@ def decline_offer(claim_id: str, request: Request, user: CustomerUser, session: 
             return  # already declined: answered as before
         else:
             raise IllegalTransition(state, ClaimState.DECLINED, Actor.CUSTOMER)
-        claim.decision_due_at = now + REVIEW_WITHIN
+        mark_entered_review(session, claim, now, services.deadlines)
 
     claim = _with_retries(session, claim_id, user, decline)
     return claim_view(request, claim, user)

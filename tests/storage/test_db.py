@@ -31,7 +31,16 @@ from storage.db import (
 from storage.tables import AuditEvent, Base, Claim, User
 from tests.services import free_ports
 
-TABLES = {"users", "claims", "photos", "audit_events", "idempotency_keys"}
+TABLES = {
+    "users",
+    "claims",
+    "photos",
+    "audit_events",
+    "idempotency_keys",
+    "review_decisions",
+    "photo_labels",
+    "case_notes",
+}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +99,7 @@ def test_migrate_creates_the_schema(engine: Engine, db_url: str) -> None:
     names = set(inspect(engine).get_table_names())
     assert names == TABLES | {"alembic_version"}
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from api.settings import Settings
+from claims.deadlines import review_deadlines
 from claims.lifecycle import Actor, ClaimState
 from claims.policy import PolicyConfig, ReasonCode
 from storage.objects import ObjectStoreUnavailable
@@ -108,8 +109,19 @@ def test_a_claim_the_policy_will_not_fast_lane_goes_to_review(services: Services
     assert ReasonCode.VALUE_ABOVE_FAST_LANE_CEILING in claim.decision["reasons"]
     assert claim.decision["explanation"].startswith("An adjuster will review")
     assert claim.offer_expires_at is None
-    due = claim.decision_due_at - claim.state_changed_at
-    assert timedelta(hours=23, minutes=59) < due <= timedelta(hours=24)
+    # The service deadlines of claims.deadlines, counted from submission and from entering review.
+    assert claim.entered_review_at == claim.state_changed_at
+    expected = review_deadlines(
+        submitted_at=claim.created_at,
+        entered_review_at=claim.entered_review_at,
+        declared_value=claim.declared_value,
+        currency=claim.currency,
+        cfg=services.deadlines,
+    )
+    assert (claim.first_response_due_at, claim.decision_due_at) == (
+        expected.first_response_due,
+        expected.decision_due,
+    )
     last = events(services, claim_id)[-1]
     assert (last.from_state, last.to_state) == ("assessing", "in_review")
     assert "value_above_fast_lane_ceiling" in last.reason_codes
@@ -272,8 +284,8 @@ def test_concurrent_workers_record_one_assessment(any_db_services: Services, mon
     class Together:
         version = model.version
 
-        def predict_arrays(self, batch):
-            out = model.predict_arrays(batch)
+        def predict_with_maps(self, batch):
+            out = model.predict_with_maps(batch)
             barrier.wait()  # both have graded before either records
             return out
 

@@ -1,0 +1,5 @@
+"""The adjusters' review console: server-rendered pages over `api.reviewing` (see `routes`)."""
+
+from api.console.routes import STATIC_DIR, router
+
+__all__ = ["STATIC_DIR", "router"]

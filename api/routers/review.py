@@ -1,0 +1,252 @@
+"""The adjusters' JSON API: the review queue, a case, taking it, deciding it, notes.
+
+Adjusters and admins only (customers 403, no key 401). The rules are in `api.reviewing`, shared with
+the web console; these routes only translate HTTP to those calls, commit, and shape the answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api import reviewing
+from api.deps import AdjusterUser, ServicesDep, SessionDep
+from api.errors import NotFound
+from api.routers.claims import _errors, _load_visible, _money, claim_view
+from api.schemas import (
+    AuditEntryView,
+    CasePhotoView,
+    CaseView,
+    ClaimView,
+    DecisionRequest,
+    NoteRequest,
+    NoteView,
+    PriorClaimView,
+    QueueItemView,
+    QueueView,
+    SlaView,
+    TakeResult,
+)
+from storage.objects import ObjectNotFound
+from storage.tables import CaseNote, Photo, utcnow
+
+logger = logging.getLogger("claimlane.api.review")
+
+router = APIRouter(prefix="/v1/review", tags=["review"])
+
+
+def _item_view(item: reviewing.QueueItem) -> QueueItemView:
+    return QueueItemView(
+        claim_id=item.claim_id,
+        url=f"/v1/review/{item.claim_id}",
+        tracking_number=item.tracking_number,
+        state=item.state,
+        reasons=item.reasons,
+        declared_value=_money(item.declared_value, item.currency),
+        currency=item.currency,
+        model_grade=item.model_grade,
+        confidence=None if item.confidence is None else str(item.confidence),
+        entered_review_at=item.entered_review_at,
+        first_response_due_at=item.first_response_due_at,
+        decision_due_at=item.decision_due_at,
+        sla=SlaView(
+            state=item.sla.state.value if hasattr(item.sla.state, "value") else str(item.sla.state),
+            due=item.sla.due,
+            remaining_s=int(item.sla.remaining.total_seconds()),
+        ),
+        watch=item.watch,
+        prior_claims=item.prior_claims,
+        lease_holder=item.lease_holder,
+        lease_expires_at=item.lease_expires_at,
+    )
+
+
+def _note_view(note: CaseNote) -> NoteView:
+    return NoteView(
+        id=note.id,
+        at=note.at,
+        author_id=note.author_id,
+        author=note.author.name if note.author is not None else None,
+        text=note.text,
+    )
+
+
+@router.get(
+    "/queue",
+    response_model=QueueView,
+    name="review_queue",
+    summary="Claims waiting for an adjuster, most urgent first",
+    responses=_errors(401, 403, 503),
+)
+def review_queue(
+    user: AdjusterUser,
+    session: SessionDep,
+    services: ServicesDep,
+    reason: Annotated[
+        str | None, Query(max_length=64, description="Only claims in review for this reason code.")
+    ] = None,
+    value_band: Annotated[
+        Literal["under_500", "500_2000", "over_2000"] | None,
+        Query(description="Declared value in the claim's own currency: <500, 500-<2000, >=2000."),
+    ] = None,
+    status: Annotated[
+        Literal["unassigned", "taken", "overdue"] | None,
+        Query(description="unassigned (no live lease), taken (a live lease) or overdue."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=reviewing.MAX_QUEUE_LIMIT)] = 100,
+) -> QueueView:
+    filters = reviewing.QueueFilters(reason=reason, value_band=value_band, status=status, limit=limit)
+    items = reviewing.list_queue(session, filters, utcnow(), services.deadlines)
+    return QueueView(items=[_item_view(i) for i in items], count=len(items))
+
+
+@router.get(
+    "/{claim_id}",
+    response_model=CaseView,
+    name="review_case",
+    summary="One case: photos, the machine's assessment, history, timeline and notes",
+    responses=_errors(401, 403, 404, 503),
+)
+def review_case(
+    claim_id: str, request: Request, user: AdjusterUser, session: SessionDep, services: ServicesDep
+) -> CaseView:
+    detail = reviewing.case_detail(session, claim_id, utcnow(), services.deadlines, services.policy)
+    claim = detail.claim
+    return CaseView(
+        claim=claim_view(request, claim, user),
+        queue=_item_view(detail.items),
+        photos=[
+            CasePhotoView(
+                id=p.id,
+                position=p.position,
+                url=p.url,
+                heatmap_url=p.heatmap_url,
+                grade=p.grade,
+                grade_probs=p.grade_probs,
+                adjuster_grade=p.adjuster_grade,
+            )
+            for p in detail.photos
+        ],
+        decision=detail.decision,
+        proposed_amount=_money(detail.proposed_amount, claim.currency),
+        history=[
+            PriorClaimView(
+                id=h.id,
+                created_at=h.created_at,
+                state=h.state,
+                declared_value=_money(h.declared_value, h.currency),
+                currency=h.currency,
+                tracking_number=h.tracking_number,
+                outcome=h.outcome,
+                same_customer=h.same_customer,
+                same_tracking_number=h.same_tracking_number,
+            )
+            for h in detail.history
+        ],
+        timeline=[
+            AuditEntryView(
+                id=e.id,
+                at=e.at,
+                actor=e.actor,
+                action=e.action,
+                from_state=e.from_state,
+                to_state=e.to_state,
+                reasons=list(e.reason_codes or []),
+                detail=dict(e.detail or {}),
+            )
+            for e in detail.timeline
+        ],
+        notes=[_note_view(n) for n in detail.notes],
+    )
+
+
+@router.post(
+    "/{claim_id}/take",
+    response_model=TakeResult,
+    name="review_take",
+    summary="Take the case (or renew your hold) for 15 minutes",
+    responses=_errors(401, 403, 404, 409, 503),
+)
+def review_take(claim_id: str, user: AdjusterUser, session: SessionDep) -> TakeResult:
+    expires: datetime = reviewing.take_case(session, claim_id, user, utcnow())
+    session.commit()
+    return TakeResult(
+        claim_id=claim_id,
+        lease_expires_at=expires,
+        lease_seconds=int(reviewing.LEASE.total_seconds()),
+    )
+
+
+@router.post(
+    "/{claim_id}/decision",
+    response_model=ClaimView,
+    name="review_decide",
+    summary="Approve, adjust, deny or ask for photos (you must hold the case)",
+    responses=_errors(401, 403, 404, 409, 422, 503),
+)
+def review_decide(
+    claim_id: str,
+    body: DecisionRequest,
+    request: Request,
+    user: AdjusterUser,
+    session: SessionDep,
+    services: ServicesDep,
+) -> ClaimView:
+    reviewing.decide_case(
+        session,
+        claim_id,
+        user,
+        body.action,
+        amount=body.amount,
+        reason=body.reason,
+        grades=body.grades,
+        now=utcnow(),
+        policy=services.policy,
+    )
+    session.commit()
+    return claim_view(request, _load_visible(session, claim_id, user), user)
+
+
+@router.post(
+    "/{claim_id}/notes",
+    status_code=201,
+    response_model=NoteView,
+    name="review_note",
+    summary="Add a staff note to the case (never shown to the customer)",
+    responses=_errors(401, 403, 404, 422, 503),
+)
+def review_note(claim_id: str, body: NoteRequest, user: AdjusterUser, session: SessionDep) -> NoteView:
+    note = reviewing.add_note(session, claim_id, user, body.text, utcnow())
+    session.commit()
+    return _note_view(note)
+
+
+@router.get(
+    "/{claim_id}/photos/{photo_id}/heatmap",
+    name="review_heatmap",
+    summary="Where the model saw damage in a photo: a transparent PNG layer to lay over it",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The heatmap layer."},
+        **_errors(401, 403, 404, 503),
+    },
+)
+def review_heatmap(
+    claim_id: str, photo_id: str, user: AdjusterUser, session: SessionDep, services: ServicesDep
+) -> Response:
+    photo = session.get(Photo, photo_id)
+    if photo is None or photo.claim_id != claim_id or not photo.heatmap_key:
+        raise NotFound("no heatmap for this photo")
+    try:
+        data = services.store.get(photo.heatmap_key)
+    except ObjectNotFound:
+        logger.error("claim %s photo %s: heatmap %s is missing", claim_id, photo_id, photo.heatmap_key)
+        raise NotFound("heatmap not available") from None
+    return Response(
+        content=data,
+        media_type="image/png",
+        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
