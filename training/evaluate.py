@@ -31,9 +31,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from models import metrics as M
 from models.grades import GRADE_NAMES, NUM_GRADES, most_likely_grade, p_damaged
 from models.inference import sha256_file
-from training import metrics as M
 from training.manifest import SPLITS, Row, read_manifest
 
 THRESHOLD = 0.5

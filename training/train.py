@@ -24,11 +24,11 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from models.metrics import auroc
 from training.calibrate import fit_temperature
 from training.config import RunConfig, config_dict, load_config
 from training.datasets import ManifestDataset, build_manifest
 from training.manifest import Row, read_manifest
-from training.metrics import auroc
 from training.networks import DamageNet, build_network, freeze_stem, ordinal_loss, set_train_mode
 from training.presets import EvalPreset, TrainPreset
 

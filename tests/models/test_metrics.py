@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from training import metrics as M
+from models import metrics as M
 
 # --- AUROC / ROC ---------------------------------------------------------------------------------
 
