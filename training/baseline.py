@@ -20,6 +20,7 @@ from models.preprocessing import preprocess
 from training.config import DataConfig
 from training.datasets import BROWN_INTACT_SOURCE, shared_rows
 from training.evaluate import evaluate_predictions
+from training.manifest import read_manifest
 from training.networks import imagenet_lite0
 
 
@@ -55,6 +56,7 @@ def fit_logistic(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/baseline", help="report folder")
+    parser.add_argument("--manifest", help="score this manifest's test split (default: the real photos' test split)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     rows = shared_rows(DataConfig())
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("the shared dataset is not there (set CLAIMLANE_BOXES_DIR)")
     train = [r for r in rows if r.split == "train"]
     test = [r for r in rows if r.split == "test"]
+    if args.manifest:  # e.g. a training run's manifest: synthetic and composite test photos too
+        test = [r for r in read_manifest(args.manifest) if r.split == "test"]
     x_train, x_test = features([r.path for r in train]), features([r.path for r in test])
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
     w, b = fit_logistic((x_train - mean) / std, np.array([r.damaged for r in train], dtype=np.float64))
