@@ -1,0 +1,47 @@
+"""With the bundled model, an assessment stores a heatmap layer for every photo (for the console)."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from api.settings import Settings
+from models.heatmaps import heatmap_layer
+from models.inference import default_model_path
+from storage.tables import Claim
+from tests.workers.helpers import jpeg, submit_claim
+from workers.assessment import assess_claim
+from workers.context import build_services
+
+
+@pytest.fixture
+def bundled_services(tmp_path: Path):
+    model = default_model_path()
+    services = build_services(Settings(data_dir=tmp_path, model_path=model.parent))
+    yield services
+    services.close()
+
+
+def test_assessment_stores_a_heatmap_per_photo(bundled_services):
+    services = bundled_services
+    claim_id = submit_claim(services, [jpeg(1, (320, 240)), jpeg(2, (240, 320))])
+    assert assess_claim(services, claim_id) == "assessed"
+    with services.sessions() as session:
+        claim = session.get(Claim, claim_id)
+        for photo in claim.photos:
+            assert photo.heatmap_key and photo.model_version in photo.heatmap_key
+            layer = Image.open(io.BytesIO(services.store.get(photo.heatmap_key)))
+            assert layer.mode == "RGBA"
+            # stretched over the photo: same aspect ratio as the photo
+            assert abs(layer.width / layer.height - photo.width / photo.height) < 0.02
+
+
+def test_heatmap_layer_shows_only_positive_evidence():
+    damage_map = np.full((7, 7), -1.0)
+    damage_map[3, 3] = 2.0
+    alpha = np.asarray(heatmap_layer(damage_map, (70, 70)))[..., 3]
+    assert alpha[35, 35] > 100  # strongest evidence: opaque
+    assert alpha[2, 2] == 0  # negative evidence: clear
+    assert np.asarray(heatmap_layer(np.full((7, 7), -0.5), (70, 70)))[..., 3].max() == 0
