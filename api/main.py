@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import console
 from api.errors import error_response, install_error_handlers
-from api.routers import claims, health, review
+from api.routers import admin, claims, health, review
 from api.settings import Settings
 from workers.context import Services, build_services
 from workers.dispatch import Dispatcher, make_dispatcher
@@ -161,8 +161,7 @@ def create_app(
     # The adjusters' review console (server-rendered pages over api.reviewing) and its assets.
     app.mount("/console/static", StaticFiles(directory=console.STATIC_DIR), name="console-static")
     app.include_router(console.router)
-    # Routers still to come mount here:
-    #   app.include_router(admin.router)    # users and keys (/v1/admin/...)
+    app.include_router(admin.router)  # administrators: the model registry (/v1/admin/models...)
     return app
 
 

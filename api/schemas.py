@@ -341,3 +341,87 @@ class CheckResult(_Model):
 class Readiness(_Model):
     status: Literal["ready", "not_ready"]
     checks: dict[str, CheckResult]
+
+
+# --------------------------------------------------------------------------------------------------
+# Admin: the model registry
+
+
+class ModelVersionView(_Model):
+    version: str
+    parent: str | None = None
+    created_at: str = Field(description="When it was registered (ISO 8601, UTC).")
+    registered_by: str
+    train_manifest_sha256: str | None = None
+    metrics: dict[str, Any] = Field(
+        default_factory=dict, description="Headline test metrics from the version's metrics.json, if any."
+    )
+    aliases: list[str] = Field(default_factory=list, description="`champion` and/or `challenger`.")
+    size_bytes: int = 0
+    last_gate: dict[str, Any] | None = Field(
+        None, description="The promotion gate of its latest promotion (or override), if any."
+    )
+
+
+class ModelsView(_Model):
+    aliases: dict[str, str | None] = Field(description="Alias -> version (null when not set).")
+    versions: list[ModelVersionView] = Field(description="Newest first.")
+    evalset: dict[str, Any] | None = Field(None, description="The fixed evaluation set, if installed.")
+
+
+class PromoteRequest(_Model):
+    override_reason: str | None = Field(
+        None,
+        max_length=2000,
+        description="Promote even if the gate refuses; the reason is recorded in the model events.",
+    )
+
+
+class GateRowView(_Model):
+    set: str = Field(description="`fixed` (the registry's evaluation set) or `reviewed` (recent labels).")
+    metric: str
+    champion: float | None
+    challenger: float | None
+    delta: float | None
+    tolerance: float | None
+    status: str = Field(description="ok, fail, n/a, or `not enough samples` (does not block).")
+
+
+class GateView(_Model):
+    passed: bool
+    failures: list[str]
+    notes: list[str]
+    rows: list[GateRowView]
+    champion: str | None
+    challenger: str
+    evalset_sha256: str | None = None
+    metrics: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict, description="set -> champion|challenger -> metrics."
+    )
+
+
+class PromotionView(_Model):
+    version: str
+    previous_version: str | None
+    promoted: bool
+    action: Literal["promote", "override"] | None
+    override_reason: str | None
+    gate: GateView
+
+
+class RollbackRequest(_Model):
+    reason: str = Field(min_length=1, max_length=2000, description="Why the champion is rolled back.")
+
+
+class RollbackView(_Model):
+    champion: str = Field(description="The champion now.")
+    previous_version: str | None = Field(description="The champion rolled back from.")
+
+
+class ChallengerRequest(_Model):
+    reason: str | None = Field(None, max_length=2000)
+
+
+class ChallengerView(_Model):
+    challenger: str
+    previous_challenger: str | None

@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     broker_url: str = "redis://127.0.0.1:6379/0"
     # Model: a model.onnx or a version folder; empty means the newest bundled version.
     model_path: Path | None = None
+    # Where the served model comes from when model_path is empty: "registry" (the champion of the
+    # model registry in the object store, seeded with the bundled model, hot-reloaded when it
+    # changes) or "file" (the newest bundled version, fixed for the life of the process).
+    model_source: Literal["registry", "file"] = "registry"
+    # How often (seconds) the API and workers look for a new champion/challenger in the registry.
+    model_poll_seconds: float = Field(10.0, ge=0)
+    # Grade every claim with the challenger too (if the registry has one) and record what it would
+    # have decided; it never changes a claim's decision.
+    shadow_mode: bool = True
     policy_file: Path = DEFAULT_POLICY_FILE
     # Service deadlines (first response, decision) and the working calendar they count in.
     deadlines_file: Path = DEFAULT_DEADLINES_FILE

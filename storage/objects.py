@@ -34,6 +34,7 @@ __all__ = [
     "ObjectStoreUnavailable",
     "S3ObjectStore",
     "validate_key",
+    "validate_prefix",
 ]
 
 MAX_KEY_BYTES = 1024
@@ -78,6 +79,21 @@ class ObjectStore(Protocol):
     def ping(self) -> None:
         """Raise (ObjectStoreUnavailable, ObjectStoreError) unless the store is usable."""
         ...
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Every key that starts with `prefix` (a plain string prefix, as in S3: "a/b" matches
+        "a/b/c" and "a/bc"), sorted. Raises InvalidObjectKey for a malformed prefix."""
+        ...
+
+
+def validate_prefix(prefix: str) -> str:
+    """Return `prefix` if it can start a well-formed key ("" lists everything), else raise
+    InvalidObjectKey. A trailing '/' is allowed ("photos/" lists the keys under the folder)."""
+    if not isinstance(prefix, str):
+        raise InvalidObjectKey(f"key prefix must be a string, got {prefix!r}")
+    if prefix:
+        validate_key(prefix[:-1] if prefix.endswith("/") else prefix)
+    return prefix
 
 
 def validate_key(key: str) -> str:
@@ -160,6 +176,25 @@ class LocalObjectStore:
             pass
         except OSError as exc:
             raise _local_error(key, exc) from exc
+
+    def list(self, prefix: str = "") -> list[str]:
+        validate_prefix(prefix)
+        # Walk only the deepest folder the prefix names; "a/b" may match "a/b/..." and "a/bc".
+        folder = self.root.joinpath(*prefix.split("/")[:-1]) if prefix else self.root
+        keys: list[str] = []
+        try:
+            for dirpath, dirnames, filenames in os.walk(folder):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                rel = Path(dirpath).relative_to(self.root).as_posix()
+                for name in filenames:
+                    if name.startswith("."):  # temporary files of writes in progress
+                        continue
+                    key = name if rel == "." else f"{rel}/{name}"
+                    if key.startswith(prefix):
+                        keys.append(key)
+        except OSError as exc:
+            raise _local_error(prefix or "<root>", exc) from exc
+        return sorted(keys)
 
     def ping(self) -> None:
         if not self.root.is_dir():
@@ -298,6 +333,17 @@ class S3ObjectStore:
                 self._client.remove_object(self.bucket, key)
         except ObjectNotFound:
             pass
+
+    def list(self, prefix: str = "") -> list[str]:
+        validate_prefix(prefix)
+        self._ensure_bucket()
+        with _mapped_errors(f"listing {prefix!r}"):
+            names = [
+                obj.object_name
+                for obj in self._client.list_objects(self.bucket, prefix=prefix or None, recursive=True)
+                if obj.object_name and not obj.is_dir
+            ]
+        return sorted(names)
 
     def ping(self) -> None:
         self._ensure_bucket()

@@ -303,4 +303,46 @@ class CaseNote(Base):
     author: Mapped[User] = relationship()
 
 
+class ModelEvent(Base):
+    """Append-only: every change to the model registry's aliases (and every registration), who made
+    it, why, and the promotion gate's table. Refused updates and deletes in the ORM (below) and in
+    the database (triggers of migration 0003), like `AuditEvent`."""
+
+    __tablename__ = "model_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))  # "admin:3", "cli:alice", "system"
+    # register | promote | override | rollback | set_challenger
+    action: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(64), index=True)
+    previous_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    gate: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+@event.listens_for(ModelEvent, "before_update")
+@event.listens_for(ModelEvent, "before_delete")
+def _model_events_are_append_only(mapper, connection, target) -> None:
+    raise PermissionError("model events are append-only")
+
+
+class ShadowPrediction(Base):
+    """What the challenger would have decided on a claim, next to what the champion did (shadow
+    mode: the challenger never decides). `agree`: the same decision kind and the same grade."""
+
+    __tablename__ = "shadow_predictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    champion_version: Mapped[str] = mapped_column(String(64))
+    challenger_version: Mapped[str] = mapped_column(String(64), index=True)
+    champion_probs: Mapped[list[float]] = mapped_column(JSON)
+    challenger_probs: Mapped[list[float]] = mapped_column(JSON)
+    champion_decision: Mapped[dict[str, Any]] = mapped_column(JSON)
+    challenger_decision: Mapped[dict[str, Any]] = mapped_column(JSON)
+    agree: Mapped[bool] = mapped_column(Boolean())
+
+
 Index("ix_claims_state_due", Claim.state, Claim.decision_due_at)

@@ -3,10 +3,12 @@ image files. Neither needs torch, so serving tests run in a serving-only environ
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,11 +22,11 @@ from PIL import Image
 TINY_MODEL_VERSION = "tiny-0.0.1"
 
 
-def _tiny_model_proto():
+def _tiny_model_proto(version: str = TINY_MODEL_VERSION, seed: int = 0):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     weight = (rng.normal(size=(3, 3)) * 3.0).astype(np.float32)
     bias = np.array([1.0, 0.0, -1.0], dtype=np.float32)
     initializers = [
@@ -68,7 +70,7 @@ def _tiny_model_proto():
     helper.set_model_props(
         model,
         {
-            "claimlane.model_version": TINY_MODEL_VERSION,
+            "claimlane.model_version": version,
             "claimlane.input_size": "224",
             "claimlane.mean": json.dumps([0.5, 0.5, 0.5]),
             "claimlane.std": json.dumps([0.5, 0.5, 0.5]),
@@ -90,6 +92,34 @@ def tiny_onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path.parent.mkdir()
     onnx.save(_tiny_model_proto(), str(path))
     return path
+
+
+TinyModelFactory = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_factory(tmp_path_factory: pytest.TempPathFactory) -> TinyModelFactory:
+    """`make(version, seed=0, checksums=True)`: the folder ``<tmp>/<version>/`` of a tiny valid
+    model with that version in its metadata and weights drawn with `seed` (another seed grades
+    differently), with a SHA256SUMS beside it unless `checksums` is False. Built once per
+    arguments and shared by the session: treat it as read-only, copy it to change it."""
+    onnx = pytest.importorskip("onnx")
+    root = tmp_path_factory.mktemp("tiny-models", numbered=True)
+    built: dict[tuple[str, int, bool], Path] = {}
+
+    def make(version: str, seed: int = 0, checksums: bool = True) -> Path:
+        key = (version, seed, checksums)
+        if key not in built:
+            folder = root / f"{len(built)}" / version
+            folder.mkdir(parents=True)
+            onnx.save(_tiny_model_proto(version, seed), str(folder / "model.onnx"))
+            if checksums:
+                digest = hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()
+                (folder / "SHA256SUMS").write_text(f"{digest}  model.onnx\n")
+            built[key] = folder
+        return built[key]
+
+    return make
 
 
 # --------------------------------------------------------------------------------------------------

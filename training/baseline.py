@@ -56,7 +56,9 @@ def fit_logistic(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/baseline", help="report folder")
-    parser.add_argument("--manifest", help="score this manifest's test split (default: the real photos' test split)")
+    parser.add_argument(
+        "--manifest", help="score this manifest's test split (default: the real photos' test split)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     rows = shared_rows(DataConfig())

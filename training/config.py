@@ -18,6 +18,9 @@ class ModelConfig:
     pretrained: bool = True
     freeze_blocks: int = 3  # stem + first N MBConv blocks stay at their ImageNet values
     dropout: float = 0.2
+    # A version's checkpoint.pt to start from (fine-tuning the champion keeps what it learned and
+    # spends the run on the new data); empty: ImageNet weights (`pretrained`) or from scratch.
+    init_checkpoint: str = ""
 
 
 @dataclass

@@ -164,6 +164,20 @@ def plot_curves(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def load_init_checkpoint(model: DamageNet, path: str | Path) -> dict:
+    """Start from a version's weights (its float16 `checkpoint.pt`, loaded as float32, strictly).
+
+    Fine-tuning from the champion keeps what it learned: a short run on new data (the adjusters'
+    grades) adjusts it rather than relearning everything from ImageNet. Returns what was loaded.
+    """
+    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if state.get("arch") != model.arch:
+        raise ValueError(f"{path}: checkpoint of {state.get('arch')!r}, but the run trains {model.arch!r}")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
+    print(f"initial weights: {path} (version {state.get('version')})")
+    return {"checkpoint": str(path), "version": state.get("version"), "arch": state.get("arch")}
+
+
 def run(cfg: RunConfig, *, resume: bool = False) -> Path:
     """Train, calibrate, export and evaluate. Returns the exported version folder."""
     started = time.time()
@@ -186,7 +200,13 @@ def run(cfg: RunConfig, *, resume: bool = False) -> Path:
         f"{sum(r.split == 'test' for r in rows)} test rows from {sorted({r.source for r in rows})}"
     )
 
-    model = build_network(cfg.model.arch, pretrained=cfg.model.pretrained, dropout=cfg.model.dropout)
+    # `pretrained` with an init checkpoint: the backbone starts from learned weights (so it still moves
+    # at backbone_lr_scale), but those of the checkpoint, so the ImageNet ones are not loaded first.
+    init = cfg.model.init_checkpoint
+    model = build_network(
+        cfg.model.arch, pretrained=cfg.model.pretrained and not init, dropout=cfg.model.dropout
+    )
+    init_from = load_init_checkpoint(model, init) if init else None
     freeze_stem(model, cfg.model.freeze_blocks)
     optimizer = build_optimizer(model, cfg)
     train_loader = make_loader(train_rows, TrainPreset(), cfg, shuffle=True)
@@ -266,6 +286,7 @@ def run(cfg: RunConfig, *, resume: bool = False) -> Path:
             "history": history,
             "best_epoch": best_state["epoch"],
             "train_minutes": round((time.time() - started) / 60, 1),
+            **({"init_from": init_from} if init_from else {}),
         },
     )
     test_rows = [r for r in rows if r.split == "test"]

@@ -29,6 +29,15 @@ back and returns ``"already_done"``. A worker that dies anywhere before B's comm
 in ``assessing`` with nothing half-written (B is one transaction), so a re-delivered task (late
 acknowledgement) or the stale-claim sweeper (`workers.tasks.requeue_stale_claims`) completes it.
 
+Shadow mode
+-----------
+When the model registry has a challenger (and ``shadow_mode`` is on), step 2 also grades the same
+arrays with it and asks the policy what it would decide (`workers.shadow`); transaction B adds that
+as a `ShadowPrediction` row beside the claim. The challenger never changes the claim's decision,
+state or audit trail, and any failure of it is logged and ignored. The champion is taken once per
+assessment (`Services.model()`), so a model swapped in meanwhile never mixes into a claim: the
+``model_version`` recorded is the one that graded.
+
 Failures
 --------
 The machine never denies, and a claim must never crash-loop: a model that cannot be loaded or run,
@@ -69,6 +78,7 @@ from storage.review import mark_entered_review
 from storage.tables import Claim, utcnow
 from storage.transitions import apply_transition
 from workers.context import Services
+from workers.shadow import ShadowOutcome, add_shadow_prediction, grade_with_challenger
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +118,7 @@ class _Result:
     per_photo: dict[str, list[float]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     heatmaps: dict[str, str] = field(default_factory=dict)  # photo id -> object key
+    shadow: ShadowOutcome | None = None  # what the challenger would have decided (never used here)
 
 
 def assess_claim(services: Services, claim_id: str) -> Outcome:
@@ -201,9 +212,14 @@ def _evaluate(services: Services, snap: _Snapshot) -> _Result:
         logger.warning("cannot grade every photo, sending to review: %s", "; ".join(problems))
         return _unavailable(services, problems)
 
+    batch = np.stack(arrays)
     try:
+        # One model for the whole claim, even if a new champion is swapped in meanwhile: the
+        # model_version recorded is the one that graded.
         model = services.model()
-        probs, maps = model.predict_with_maps(np.stack(arrays))
+        probs, maps = model.predict_with_maps(batch)
+    except ObjectStoreUnavailable:
+        raise  # the model registry cannot be read yet: transient, the task is retried
     except ModelError as exc:
         logger.error("damage model unavailable, sending to review: %s", exc)
         return _unavailable(services, [f"model: {exc}"])
@@ -232,6 +248,16 @@ def _evaluate(services: Services, snap: _Snapshot) -> _Result:
         claim_probs=claim_probs,
         per_photo=per_photo,
         heatmaps=_store_heatmaps(services, snap.photos, maps, model.version),
+        # Shadow mode: the challenger grades the same arrays; it never changes `decision`.
+        shadow=grade_with_challenger(
+            services,
+            model,
+            batch,
+            champion_probs=claim_probs,
+            champion_decision=decision,
+            declared_value=snap.declared_value,
+            currency=snap.currency,
+        ),
     )
 
 
@@ -327,6 +353,8 @@ def _record(services: Services, claim_id: str, result: _Result) -> Outcome:
             detail=detail,
             now=now,
         )
+        if result.shadow is not None:
+            add_shadow_prediction(session, claim_id, result.shadow)
         try:
             session.commit()
         except StaleDataError:

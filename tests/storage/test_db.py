@@ -28,7 +28,7 @@ from storage.db import (
     normalize_url,
     ping,
 )
-from storage.tables import AuditEvent, Base, Claim, User
+from storage.tables import AuditEvent, Base, Claim, ModelEvent, ShadowPrediction, User
 from tests.services import free_ports
 
 TABLES = {
@@ -40,6 +40,8 @@ TABLES = {
     "review_decisions",
     "photo_labels",
     "case_notes",
+    "model_events",
+    "shadow_predictions",
 }
 
 
@@ -99,7 +101,7 @@ def test_migrate_creates_the_schema(engine: Engine, db_url: str) -> None:
     names = set(inspect(engine).get_table_names())
     assert names == TABLES | {"alembic_version"}
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:
@@ -264,6 +266,107 @@ def test_audit_log_refuses_orm_changes(engine: Engine) -> None:
         session.execute(update(AuditEvent).where(AuditEvent.id == event_id).values(actor="bulk"))
     with sessions() as session:
         assert session.scalars(select(AuditEvent.actor).where(AuditEvent.id == event_id)).one() == "system"
+
+
+def _model_event(engine: Engine) -> int:
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        event = ModelEvent(
+            actor="admin:1", action="promote", version="v2", previous_version="v1", gate={"passed": True}
+        )
+        session.add(event)
+        session.flush()
+        return event.id
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE model_events SET reason = 'rewritten' WHERE id = :id",
+        "DELETE FROM model_events WHERE id = :id",
+    ],
+    ids=["update", "delete"],
+)
+def test_model_events_refuse_raw_sql_changes(engine: Engine, statement: str) -> None:
+    event_id = _model_event(engine)
+    with pytest.raises(sa_exc.DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text(statement), {"id": event_id})
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT reason, version FROM model_events WHERE id = :id"), {"id": event_id})
+        assert tuple(row.one()) == (None, "v2")
+
+
+def test_model_events_refuse_truncate_on_postgresql(migrated_postgres: str) -> None:
+    engine = make_engine(migrated_postgres)
+    try:
+        _model_event(engine)
+        with pytest.raises(sa_exc.DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text("TRUNCATE model_events"))
+    finally:
+        engine.dispose()
+
+
+def test_model_events_refuse_orm_changes(engine: Engine) -> None:
+    event_id = _model_event(engine)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session:
+        session.get(ModelEvent, event_id).reason = "rewritten"
+        with pytest.raises(PermissionError, match="append-only"):
+            session.flush()
+        session.rollback()
+        session.delete(session.get(ModelEvent, event_id))
+        with pytest.raises(PermissionError, match="append-only"):
+            session.flush()
+
+
+def test_shadow_predictions_round_trip(engine: Engine) -> None:
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        claim = _claim(session)
+        row = ShadowPrediction(
+            claim_id=claim.id,
+            champion_version="v1",
+            challenger_version="v2",
+            champion_probs=[0.1, 0.2, 0.3, 0.4],
+            challenger_probs=[0.4, 0.3, 0.2, 0.1],
+            champion_decision={"kind": "offer", "grade": 3},
+            challenger_decision={"kind": "review", "grade": 0},
+            agree=False,
+        )
+        session.add(row)
+        session.flush()
+        row_id = row.id
+    with sessions() as session:
+        back = session.get(ShadowPrediction, row_id)
+        assert back.challenger_probs == [0.4, 0.3, 0.2, 0.1]
+        assert back.champion_decision == {"kind": "offer", "grade": 3}
+        assert back.agree is False
+        assert back.at.tzinfo is not None
+
+
+def test_migration_0003_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    from alembic import command
+
+    from storage.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'down.db'}"
+    migrate(url)
+    command.downgrade(alembic_config(url), "0002")
+    engine = make_engine(url)
+    try:
+        names = set(inspect(engine).get_table_names())
+        assert "model_events" not in names and "shadow_predictions" not in names
+        with engine.connect() as conn:
+            triggers = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars()
+            assert not [t for t in triggers if t.startswith("model_events")]
+    finally:
+        engine.dispose()
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        assert {"model_events", "shadow_predictions"} <= set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
 
 
 def test_optimistic_locking_refuses_a_stale_update(engine: Engine) -> None:

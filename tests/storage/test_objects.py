@@ -73,6 +73,36 @@ def test_ping(store: ObjectStore) -> None:
     store.ping()
 
 
+def test_list_by_prefix(store: ObjectStore) -> None:
+    assert store.list() == []
+    assert store.list("registry/") == []
+    for key in ("registry/a/1", "registry/a/2", "registry/ab", "registry/b/deep/x", "photos/p"):
+        store.put(key, b"x", "text/plain")
+    assert store.list("registry/a/") == ["registry/a/1", "registry/a/2"]
+    # A plain string prefix, as in S3: "registry/a" also matches "registry/ab".
+    assert store.list("registry/a") == ["registry/a/1", "registry/a/2", "registry/ab"]
+    assert store.list("registry/") == ["registry/a/1", "registry/a/2", "registry/ab", "registry/b/deep/x"]
+    assert store.list() == sorted(
+        ["photos/p", "registry/a/1", "registry/a/2", "registry/ab", "registry/b/deep/x"]
+    )
+    assert store.list("nothing/here/") == []
+    store.delete("registry/a/1")
+    assert store.list("registry/a/") == ["registry/a/2"]
+
+
+@pytest.mark.parametrize("prefix", ["/abs", "../up/", "a/../b", "a//", "a\\b", ".hidden/"], ids=repr)
+def test_list_refuses_bad_prefixes(store: ObjectStore, prefix: str) -> None:
+    with pytest.raises(InvalidObjectKey):
+        store.list(prefix)
+
+
+def test_local_list_skips_temporary_files(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    store.put("a/obj", b"x", "text/plain")
+    (tmp_path / "a" / ".obj.123.tmp").write_bytes(b"partial")
+    assert store.list("a/") == ["a/obj"]
+
+
 BAD_KEYS = [
     "",
     "/etc/passwd",

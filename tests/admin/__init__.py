@@ -1,0 +1,1 @@
+"""Admin API tests (the model registry)."""
