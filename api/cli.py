@@ -121,9 +121,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _services():
+    """Services for a model command. Like the API and the workers at start, make sure the registry
+    has a champion (the bundled model) first, so `model list` and `model retrain` see what serves."""
     from workers.context import build_services
+    from workers.promotion import ensure_champion
 
-    return build_services(_settings())
+    services = build_services(_settings())
+    if getattr(services, "uses_registry", False):
+        ensure_champion(services)
+    return services
 
 
 def _cli_actor() -> str:

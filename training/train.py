@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -274,7 +275,7 @@ def run(cfg: RunConfig, *, resume: bool = False) -> Path:
     )
     print(f"temperature fitted on validation: {temperature:.3f}")
 
-    from training.export import export_version
+    from training.export import export_version, write_checksums
 
     version_dir = export_version(
         model,
@@ -302,6 +303,9 @@ def run(cfg: RunConfig, *, resume: bool = False) -> Path:
             focus=[BROWN_INTACT_SOURCE],
             title=f"{cfg.name}: test split",
         )
+        # The version carries its own test metrics (the registry lists them beside each version).
+        shutil.copyfile(out / "eval" / "test" / "metrics.json", version_dir / "metrics.json")
+        write_checksums(version_dir)
     print(f"done in {(time.time() - started) / 60:.1f} min: {version_dir}")
     return version_dir
 
