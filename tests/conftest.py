@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import struct
 import zlib
 from collections.abc import Callable
@@ -16,6 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.onnx_models import tiny_model_proto
+
 # --------------------------------------------------------------------------------------------------
 # A tiny model following the ONNX contract (see models/inference.py)
 
@@ -23,64 +24,9 @@ TINY_MODEL_VERSION = "tiny-0.0.1"
 
 
 def _tiny_model_proto(version: str = TINY_MODEL_VERSION, seed: int = 0):
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
     rng = np.random.default_rng(seed)
     weight = (rng.normal(size=(3, 3)) * 3.0).astype(np.float32)
-    bias = np.array([1.0, 0.0, -1.0], dtype=np.float32)
-    initializers = [
-        numpy_helper.from_array(weight, "W"),
-        numpy_helper.from_array(bias, "B"),
-        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
-        numpy_helper.from_array(np.array([0, 1, 0, 0], dtype=np.int64), "pad_front"),
-        numpy_helper.from_array(np.array([0, 0, 0, 1], dtype=np.int64), "pad_back"),
-        numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one"),
-        numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
-    ]
-    nodes = [
-        # Per-channel mean -> 3 logits -> 3 sigmoids s_k.
-        helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
-        helper.make_node("Flatten", ["pooled"], ["features"], axis=1),
-        helper.make_node("Gemm", ["features", "W", "B"], ["logits"]),
-        helper.make_node("Sigmoid", ["logits"], ["s"]),
-        # p_ge_k = s_1 * ... * s_k (a cumulative product, via exp(cumsum(log))): non-increasing in k.
-        helper.make_node("Log", ["s"], ["log_s"]),
-        helper.make_node("CumSum", ["log_s", "axis1"], ["cum_log_s"]),
-        helper.make_node("Exp", ["cum_log_s"], ["p_ge"]),
-        # grade_probs = [1, p1, p2, p3] - [p1, p2, p3, 0].
-        helper.make_node("Pad", ["p_ge", "pad_front", "one"], ["upper"], mode="constant"),
-        helper.make_node("Pad", ["p_ge", "pad_back", "zero"], ["lower"], mode="constant"),
-        helper.make_node("Sub", ["upper", "lower"], ["grade_probs"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "claimlane_tiny",
-        inputs=[helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 224, 224])],
-        outputs=[
-            helper.make_tensor_value_info("grade_probs", TensorProto.FLOAT, ["N", 4]),
-            helper.make_tensor_value_info("p_ge", TensorProto.FLOAT, ["N", 3]),
-        ],
-        initializer=initializers,
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="claimlane-tests"
-    )
-    model.ir_version = 8  # the IR of opset 17, which any supported onnxruntime reads
-    helper.set_model_props(
-        model,
-        {
-            "claimlane.model_version": version,
-            "claimlane.input_size": "224",
-            "claimlane.mean": json.dumps([0.5, 0.5, 0.5]),
-            "claimlane.std": json.dumps([0.5, 0.5, 0.5]),
-            "claimlane.temperature": "1.0",
-            "claimlane.grade_names": json.dumps(["none", "cosmetic", "structural", "severe"]),
-            "claimlane.architecture": "tiny-gap-gemm",
-        },
-    )
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return tiny_model_proto(version, weight, np.array([1.0, 0.0, -1.0], dtype=np.float32))
 
 
 @pytest.fixture(scope="session")

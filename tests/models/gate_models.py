@@ -25,68 +25,23 @@ import pytest
 from PIL import Image
 
 from models.promotion import Sample
+from tests.onnx_models import tiny_model_proto
 
 RED_LEVELS = (-0.9, -0.3, 0.3, 0.9)  # grade 0..3
 THRESHOLDS = (-0.6, 0.0, 0.6)
 
 
 def model_proto(version: str, *, scale: float, sign: float = 1.0):
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
     weight = np.zeros((3, 3), dtype=np.float32)
     weight[0, :] = sign * scale  # only the red channel counts
     bias = np.array([-scale * t for t in THRESHOLDS], dtype=np.float32)
-    initializers = [
-        numpy_helper.from_array(weight, "W"),
-        numpy_helper.from_array(bias, "B"),
-        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
-        numpy_helper.from_array(np.array([0, 1, 0, 0], dtype=np.int64), "pad_front"),
-        numpy_helper.from_array(np.array([0, 0, 0, 1], dtype=np.int64), "pad_back"),
-        numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one"),
-        numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
-    ]
-    nodes = [
-        helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
-        helper.make_node("Flatten", ["pooled"], ["features"], axis=1),
-        helper.make_node("Gemm", ["features", "W", "B"], ["logits"]),
-        helper.make_node("Sigmoid", ["logits"], ["s"]),
-        helper.make_node("Log", ["s"], ["log_s"]),
-        helper.make_node("CumSum", ["log_s", "axis1"], ["cum_log_s"]),
-        helper.make_node("Exp", ["cum_log_s"], ["p_ge"]),
-        helper.make_node("Pad", ["p_ge", "pad_front", "one"], ["upper"], mode="constant"),
-        helper.make_node("Pad", ["p_ge", "pad_back", "zero"], ["lower"], mode="constant"),
-        helper.make_node("Sub", ["upper", "lower"], ["grade_probs"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "claimlane_gate_test",
-        inputs=[helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 224, 224])],
-        outputs=[
-            helper.make_tensor_value_info("grade_probs", TensorProto.FLOAT, ["N", 4]),
-            helper.make_tensor_value_info("p_ge", TensorProto.FLOAT, ["N", 3]),
-        ],
-        initializer=initializers,
+    return tiny_model_proto(
+        version,
+        weight,
+        bias,
+        architecture="gate-test",
+        extra_props={"claimlane.train_manifest_sha256": "ab" * 32},
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="claimlane-tests"
-    )
-    model.ir_version = 8
-    helper.set_model_props(
-        model,
-        {
-            "claimlane.model_version": version,
-            "claimlane.input_size": "224",
-            "claimlane.mean": json.dumps([0.5, 0.5, 0.5]),
-            "claimlane.std": json.dumps([0.5, 0.5, 0.5]),
-            "claimlane.temperature": "1.0",
-            "claimlane.grade_names": json.dumps(["none", "cosmetic", "structural", "severe"]),
-            "claimlane.architecture": "gate-test",
-            "claimlane.train_manifest_sha256": "ab" * 32,
-        },
-    )
-    onnx.checker.check_model(model, full_check=True)
-    return model
 
 
 def write_version(
