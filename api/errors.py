@@ -323,3 +323,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(Exception, _unhandled)
+
+
+def error_responses(descriptions: dict[int, str], *codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route: each status in the one error shape, with the router's own
+    description. 422 is always listed, since FastAPI would otherwise document its own shape."""
+    from api.schemas import ErrorResponse
+
+    return {
+        code: {"model": ErrorResponse, "description": descriptions[code]} for code in sorted({*codes, 422})
+    }

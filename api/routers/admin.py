@@ -25,11 +25,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import AdminUser, ServicesDep, SessionDep
-from api.errors import AppError, Conflict, NotFound, Unprocessable
+from api.errors import AppError, Conflict, NotFound, Unprocessable, error_responses
 from api.schemas import (
     ChallengerRequest,
     ChallengerView,
-    ErrorResponse,
     ModelsView,
     PromoteRequest,
     PromotionView,
@@ -56,12 +55,7 @@ _ERRORS: dict[int, str] = {
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI error responses in the API's one error shape; 422 always (FastAPI would otherwise
-    document its own)."""
-    return {
-        code: {"model": ErrorResponse, "description": _ERRORS[code]}
-        for code in sorted({*codes, 401, 403, 422})
-    }
+    return error_responses(_ERRORS, 401, 403, *codes)
 
 
 def _actor(user) -> str:

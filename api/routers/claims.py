@@ -45,14 +45,13 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from api.deps import CurrentUser, CustomerUser, DispatcherDep, ServicesDep, SessionDep, SettingsDep
-from api.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable
+from api.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable, error_responses
 from api.schemas import (
     AcceptRequest,
     ApprovedView,
     ClaimAccepted,
     ClaimView,
     DeniedView,
-    ErrorResponse,
     NeedsPhotosView,
     OfferView,
     OptionView,
@@ -89,24 +88,20 @@ _IDEMPOTENCY_KEY_RE = re.compile(r"[\x20-\x7e]{1,255}", re.ASCII)
 _READ_CHUNK = 64 * 1024
 _ATTEMPTS = 3
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in {
-        400: "Bad request (e.g. a missing or malformed Idempotency-Key).",
-        401: "Missing or invalid API key.",
-        403: "The API key's role may not do this.",
-        404: "No such claim (or not yours).",
-        409: "The claim's state does not allow this, or the request is still being processed.",
-        413: "A photo (or the whole request) is too large.",
-        422: "Invalid fields or photos; the message names each.",
-        503: "A dependency (database, photo store) is unavailable; retry after Retry-After seconds.",
-    }.items()
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "Bad request (e.g. a missing or malformed Idempotency-Key).",
+    401: "Missing or invalid API key.",
+    403: "The API key's role may not do this.",
+    404: "No such claim (or not yours).",
+    409: "The claim's state does not allow this, or the request is still being processed.",
+    413: "A photo (or the whole request) is too large.",
+    422: "Invalid fields or photos; the message names each.",
+    503: "A dependency (database, photo store) is unavailable; retry after Retry-After seconds.",
 }
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI error responses; 422 always (FastAPI would otherwise document its own shape)."""
-    return {code: _ERRORS[code] for code in sorted({*codes, 422})}
+    return error_responses(ERROR_DESCRIPTIONS, *codes)
 
 
 # --------------------------------------------------------------------------------------------------

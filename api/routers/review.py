@@ -14,8 +14,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api import reviewing
 from api.deps import AdjusterUser, ServicesDep, SessionDep
-from api.errors import NotFound
-from api.routers.claims import _errors, _load_visible, _money, claim_view
+from api.errors import NotFound, error_responses
+from api.routers.claims import ERROR_DESCRIPTIONS, _load_visible, _money, claim_view
 from api.schemas import (
     AuditEntryView,
     CasePhotoView,
@@ -79,7 +79,7 @@ def _note_view(note: CaseNote) -> NoteView:
     response_model=QueueView,
     name="review_queue",
     summary="Claims waiting for an adjuster, most urgent first",
-    responses=_errors(401, 403, 503),
+    responses=error_responses(ERROR_DESCRIPTIONS, 401, 403, 503),
 )
 def review_queue(
     user: AdjusterUser,
@@ -108,7 +108,7 @@ def review_queue(
     response_model=CaseView,
     name="review_case",
     summary="One case: photos, the machine's assessment, history, timeline and notes",
-    responses=_errors(401, 403, 404, 503),
+    responses=error_responses(ERROR_DESCRIPTIONS, 401, 403, 404, 503),
 )
 def review_case(
     claim_id: str, request: Request, user: AdjusterUser, session: SessionDep, services: ServicesDep
@@ -168,7 +168,7 @@ def review_case(
     response_model=TakeResult,
     name="review_take",
     summary="Take the case (or renew your hold) for 15 minutes",
-    responses=_errors(401, 403, 404, 409, 503),
+    responses=error_responses(ERROR_DESCRIPTIONS, 401, 403, 404, 409, 503),
 )
 def review_take(claim_id: str, user: AdjusterUser, session: SessionDep) -> TakeResult:
     expires: datetime = reviewing.take_case(session, claim_id, user, utcnow())
@@ -185,7 +185,7 @@ def review_take(claim_id: str, user: AdjusterUser, session: SessionDep) -> TakeR
     response_model=ClaimView,
     name="review_decide",
     summary="Approve, adjust, deny or ask for photos (you must hold the case)",
-    responses=_errors(401, 403, 404, 409, 422, 503),
+    responses=error_responses(ERROR_DESCRIPTIONS, 401, 403, 404, 409, 422, 503),
 )
 def review_decide(
     claim_id: str,
@@ -216,7 +216,7 @@ def review_decide(
     response_model=NoteView,
     name="review_note",
     summary="Add a staff note to the case (never shown to the customer)",
-    responses=_errors(401, 403, 404, 422, 503),
+    responses=error_responses(ERROR_DESCRIPTIONS, 401, 403, 404, 422, 503),
 )
 def review_note(claim_id: str, body: NoteRequest, user: AdjusterUser, session: SessionDep) -> NoteView:
     note = reviewing.add_note(session, claim_id, user, body.text, utcnow())
@@ -231,7 +231,7 @@ def review_note(claim_id: str, body: NoteRequest, user: AdjusterUser, session: S
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}}, "description": "The heatmap layer."},
-        **_errors(401, 403, 404, 503),
+        **error_responses(ERROR_DESCRIPTIONS, 401, 403, 404, 503),
     },
 )
 def review_heatmap(
