@@ -199,6 +199,21 @@ class Photo(Base):
 
     claim: Mapped[Claim] = relationship(back_populates="photos")
 
+    @classmethod
+    def from_stored(cls, stored: Any, *, position: int, created_at: datetime | None = None) -> Photo:
+        """The row for a photo `storage.photos.store_photo` has put in the object store."""
+        return cls(
+            position=position,
+            sha256=stored.sha256,
+            original_key=stored.original_key,
+            derivative_key=stored.derivative_key,
+            content_type=stored.content_type,
+            byte_size=stored.byte_size,
+            width=stored.width,
+            height=stored.height,
+            created_at=created_at or utcnow(),
+        )
+
 
 class AuditEvent(Base):
     """Append-only: every state change of a claim, who made it, and on what grounds.

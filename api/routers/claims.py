@@ -545,19 +545,7 @@ def _check_idempotency_key(value: str | None) -> str:
 
 def _add_photos(claim: Claim, stored: list[StoredPhoto], *, first_position: int, now: datetime) -> None:
     for position, photo in enumerate(stored, start=first_position):
-        claim.photos.append(
-            Photo(
-                position=position,
-                sha256=photo.sha256,
-                original_key=photo.original_key,
-                derivative_key=photo.derivative_key,
-                content_type=photo.content_type,
-                byte_size=photo.byte_size,
-                width=photo.width,
-                height=photo.height,
-                created_at=now,
-            )
-        )
+        claim.photos.append(Photo.from_stored(photo, position=position, created_at=now))
 
 
 # write(stored photos, now) -> (claim id, 202 body, Location): the request's rows, in the session.

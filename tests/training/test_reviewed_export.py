@@ -86,18 +86,7 @@ def add_claim(services: Services, seeded: Seeded, photos: list[bytes], *, model_
         for position, data in enumerate(photos, start=1):
             stored, _ = store_photo(services.store, data)
             seeded.originals[stored.sha256] = data
-            claim.photos.append(
-                Photo(
-                    position=position,
-                    sha256=stored.sha256,
-                    original_key=stored.original_key,
-                    derivative_key=stored.derivative_key,
-                    content_type=stored.content_type,
-                    byte_size=stored.byte_size,
-                    width=stored.width,
-                    height=stored.height,
-                )
-            )
+            claim.photos.append(Photo.from_stored(stored, position=position))
         session.add(claim)
         session.commit()
         seeded.claims.append(claim.id)

@@ -56,18 +56,7 @@ def submit_claim(
         )
         for position, data in enumerate(photos):
             stored, _ = store_photo(services.store, data)
-            claim.photos.append(
-                Photo(
-                    position=position,
-                    sha256=stored.sha256,
-                    original_key=stored.original_key,
-                    derivative_key=stored.derivative_key,
-                    content_type=stored.content_type,
-                    byte_size=stored.byte_size,
-                    width=stored.width,
-                    height=stored.height,
-                )
-            )
+            claim.photos.append(Photo.from_stored(stored, position=position))
         session.add(claim)
         apply_transition(session, claim, ClaimState.SUBMITTED, Actor.CUSTOMER, user_id=customer_id)
         session.commit()
