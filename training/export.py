@@ -91,15 +91,13 @@ def export_onnx(model: CalibratedDamageNet, path: Path, *, opset: int, metadata:
     model.eval()
     example = torch.randn(2, 3, INPUT_SIZE, INPUT_SIZE)
     batch = torch.export.Dim("batch", min=1, max=1024)
-    with torch.no_grad():
-        n_outputs = len(model(example))  # older in-memory networks return two outputs
     program = torch.onnx.export(
         model,
         (example,),
         dynamo=True,
         opset_version=opset,
         input_names=["image"],
-        output_names=list(OUTPUT_NAMES[:n_outputs]),
+        output_names=list(OUTPUT_NAMES),
         dynamic_shapes={"image": {0: batch}},
         optimize=True,
         verbose=False,
