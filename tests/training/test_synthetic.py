@@ -113,3 +113,11 @@ def test_cli_writes_manifest_and_preview(tmp_path, monkeypatch):
     rows = read_manifest(out / "manifest.csv")
     assert len(rows) == 3
     assert preview.exists()
+
+
+def test_parallel_rendering_writes_the_same_images_as_one_process(tmp_path):
+    one = generate(tmp_path / "one", 6, seed=4, size=48)
+    two = generate(tmp_path / "two", 6, seed=4, size=48, workers=2)
+    assert [(r.grade, r.group, r.path.name) for r in one] == [(r.grade, r.group, r.path.name) for r in two]
+    for a, b in zip(one, two, strict=True):
+        assert a.path.read_bytes() == b.path.read_bytes()
