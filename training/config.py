@@ -33,9 +33,17 @@ class DataConfig:
     synthetic_seed: int = 1
     synthetic_size: int = 256
     composites_per_intact: int = 1  # graded damage painted onto real intact photos
+    # Real intact plain-backdrop boxes cut out and set on rendered floors, intact and damaged
+    # (`training/synthetic_paste.py`)
+    pastes: bool = False
     holdout_list: str = "training/data/brown_intact_holdout.csv"  # never trained on; see model card
     extra_manifests: list[str] = field(default_factory=list)  # e.g. exported reviewed claims
+    # Datasets whose training photos are re-weighted so that, within cells of look-alike photos
+    # (how much kraft board, plain backdrop or not), intact and damaged weigh the same
+    # (`training/balance.py`); empty: every photo drawn once per epoch.
+    balance_sources: list[str] = field(default_factory=list)
     cache_dir: str = "runs/data"  # generated images are reused across runs with the same seeds
+    workers: int = 0  # processes rendering synthetic parcels; 0 = one per CPU core (same images)
 
 
 @dataclass

@@ -7,6 +7,8 @@ Sources of one run's manifest:
 - `synthetic`: procedural parcels with all four grades (train / val / test from disjoint seeds).
 - `composite`: graded damage painted onto real intact photos (their group and split kept), so
   "retail box" stops meaning "intact".
+- `paste`: real intact studio-shot boxes cut out and set on rendered floors, once intact and once
+  damaged (group and split kept), so "phone photo of a floor" stops meaning "damaged".
 - extra manifests (the review loop's exports) in the same format.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -91,7 +94,13 @@ def build_manifest(cfg: DataConfig, out: str | Path) -> Path:
         rows += _cached(
             cache / f"synthetic-s{seed}-n{n}-{cfg.synthetic_size}",
             lambda d, n=n, seed=seed, split=split: synthetic.generate(
-                d, n, seed=seed, split=split, size=cfg.synthetic_size
+                d,
+                n,
+                seed=seed,
+                split=split,
+                size=cfg.synthetic_size,
+                progress=True,
+                workers=cfg.workers or os.cpu_count() or 1,
             ),
         )
     if cfg.composites_per_intact > 0 and base:
@@ -99,7 +108,17 @@ def build_manifest(cfg: DataConfig, out: str | Path) -> Path:
         rows += _cached(
             cache / f"composite-s{cfg.synthetic_seed}-k{cfg.composites_per_intact}-n{len(intact)}",
             lambda d: synthetic.generate_composites(
-                intact, d, per_image=cfg.composites_per_intact, seed=cfg.synthetic_seed
+                intact, d, per_image=cfg.composites_per_intact, seed=cfg.synthetic_seed, progress=True
+            ),
+        )
+    if cfg.pastes and base:
+        from training import synthetic_paste
+
+        intact = [r for r in base if r.damaged == 0]
+        rows += _cached(
+            cache / f"paste-s{cfg.synthetic_seed}-n{len(intact)}-{cfg.synthetic_size}",
+            lambda d: synthetic_paste.generate_pastes(
+                intact, d, seed=cfg.synthetic_seed, size=cfg.synthetic_size, progress=True
             ),
         )
     for extra in cfg.extra_manifests:

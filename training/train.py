@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from models.metrics import auroc
+from training.balance import sampling_weights
 from training.calibrate import fit_temperature
 from training.config import RunConfig, config_dict, load_config
 from training.datasets import ManifestDataset, build_manifest
@@ -47,12 +48,21 @@ def _worker_init(worker_id: int) -> None:
     random.seed(seed)
 
 
-def make_loader(rows: list[Row], transform, cfg: RunConfig, *, shuffle: bool) -> DataLoader:
+def make_loader(
+    rows: list[Row], transform, cfg: RunConfig, *, shuffle: bool, weights: np.ndarray | None = None
+) -> DataLoader:
+    """`weights`: draw an epoch of len(rows) photos with replacement in proportion to them."""
     generator = torch.Generator().manual_seed(cfg.seed)
+    sampler = None
+    if weights is not None:
+        sampler = WeightedRandomSampler(
+            weights.tolist(), num_samples=len(rows), replacement=True, generator=generator
+        )
     return DataLoader(
         ManifestDataset(rows, transform),
         batch_size=cfg.train.batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         num_workers=cfg.train.num_workers,
         worker_init_fn=_worker_init,
         generator=generator,
@@ -210,7 +220,16 @@ def run(cfg: RunConfig, *, resume: bool = False) -> Path:
     init_from = load_init_checkpoint(model, init) if init else None
     freeze_stem(model, cfg.model.freeze_blocks)
     optimizer = build_optimizer(model, cfg)
-    train_loader = make_loader(train_rows, TrainPreset(), cfg, shuffle=True)
+    weights = None
+    if cfg.data.balance_sources:
+        weights, balance = sampling_weights(train_rows, cfg.data.balance_sources)
+        (out / "balance.json").write_text(json.dumps(balance, indent=2))
+        for cell, r in balance.items():
+            print(
+                f"balance {cell}: {r['photos']} photos, damaged share "
+                f"{r['damaged_share']:.2f} -> {r['damaged_share_balanced']:.2f}"
+            )
+    train_loader = make_loader(train_rows, TrainPreset(), cfg, shuffle=True, weights=weights)
     val_loader = make_loader(val_rows, EvalPreset(), cfg, shuffle=False)
     steps_per_epoch = (
         len(train_loader) if not cfg.train.max_steps else min(len(train_loader), cfg.train.max_steps)
