@@ -66,6 +66,25 @@ def source_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def _debiasing_lines(data: dict) -> list[str]:
+    """What the run did against the real photos' shortcuts, when its config did it."""
+    lines = []
+    if data.get("pastes"):
+        lines.append(
+            "Real intact studio-shot boxes cut out of their plain backdrop and set on rendered doorstep "
+            "floors (`training/synthetic_paste.py`, source `paste`), each once intact and once with graded "
+            'damage painted on, so "phone photo of a box on a floor" does not mean "damaged".'
+        )
+    if data.get("balance_sources"):
+        lines.append(
+            f"The real photos of {', '.join(f'`{s}`' for s in data['balance_sources'])} are drawn with weights "
+            "that give intact and damaged photos equal weight within cells of look-alike photos (share of "
+            "kraft board, plain backdrop or not; `training/balance.py`), so brown board and busy scenes "
+            "stop predicting the label."
+        )
+    return ["", *lines] if lines else []
+
+
 def render_card(
     version: str,
     training: dict,
@@ -112,6 +131,7 @@ def render_card(
         "JPEG; damage by grade: scuffs and dents; crushed corners, caved sides, holes, water stains; burst, "
         "crushed flat, large tears, soaked), and graded damage painted onto the real intact photos "
         '(`composite`), which keeps a retail box from meaning "intact".',
+        *_debiasing_lines(cfg.get("data", {})),
         "",
         f"Split: real photos by near-duplicate `group` (70/15/15), synthetic by seed. Training manifest sha256 "
         f"`{training.get('train_manifest_sha256', '')}`.",
@@ -152,7 +172,7 @@ def render_card(
     if compare:
         parts += [
             "",
-            "### Architectures compared (same data, schedule and test split)",
+            "### Models compared on the same test split",
             "",
             "| model | AUROC all | AUROC real photos | brown intact flagged | grade accuracy | ECE |",
             "|---|---|---|---|---|---|",
