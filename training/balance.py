@@ -41,10 +41,10 @@ def kraft_fraction(hsv: np.ndarray) -> float:
     return float(kraft.mean())
 
 
-def plain_border_fraction(rgb: np.ndarray) -> float:
-    """Share of the border that is one flat colour: high for studio and stock shots."""
-    b = BORDER
-    border = np.concatenate(
+def border_pixels(rgb: np.ndarray, width: int) -> np.ndarray:
+    """The (N, 3) pixels of a `width`-pixel frame around an image: where a studio backdrop shows."""
+    b = width
+    return np.concatenate(
         [
             rgb[:b].reshape(-1, 3),
             rgb[-b:].reshape(-1, 3),
@@ -52,6 +52,11 @@ def plain_border_fraction(rgb: np.ndarray) -> float:
             rgb[:, -b:].reshape(-1, 3),
         ]
     )
+
+
+def plain_border_fraction(rgb: np.ndarray) -> float:
+    """Share of the border that is one flat colour: high for studio and stock shots."""
+    border = border_pixels(rgb, BORDER)
     median = np.median(border, axis=0)
     return float((np.abs(border - median).max(axis=1) < 18).mean())
 

@@ -46,6 +46,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from training import synthetic_damage as dmg
+from training.balance import border_pixels
 from training.manifest import Row, read_manifest, shared_dataset_dir, shared_dataset_rows, write_manifest
 from training.synthetic_background import render_background
 from training.synthetic_box import render_box
@@ -297,15 +298,7 @@ def _foreground(arr: np.ndarray) -> np.ndarray:
     shots are mostly a box on a plain backdrop, so this keeps damage off the background."""
     h, w = arr.shape[:2]
     bw = max(2, min(h, w) // 20)
-    border = np.concatenate(
-        [
-            arr[:bw].reshape(-1, 3),
-            arr[-bw:].reshape(-1, 3),
-            arr[:, :bw].reshape(-1, 3),
-            arr[:, -bw:].reshape(-1, 3),
-        ]
-    )
-    bcol = np.median(border, axis=0)
+    bcol = np.median(border_pixels(arr, bw), axis=0)
     diff = np.abs(arr - bcol).sum(-1)
     mask = Image.fromarray(((diff > 0.2) * 255).astype(np.uint8))
     # Open the mask (erode, then dilate) to drop soft shadows, JPEG noise and thin outlines;
