@@ -36,7 +36,9 @@ class DataConfig:
     # Real intact plain-backdrop boxes cut out and set on rendered floors, intact and damaged
     # (`training/synthetic_paste.py`)
     pastes: bool = False
-    holdout_list: str = "training/data/brown_intact_holdout.csv"  # reported apart (test split); see model card
+    holdout_list: str = (
+        "training/data/brown_intact_holdout.csv"  # reported apart (test split); see model card
+    )
     extra_manifests: list[str] = field(default_factory=list)  # e.g. exported reviewed claims
     # Datasets whose training photos are re-weighted so that, within cells of look-alike photos
     # (how much kraft board, plain backdrop or not), intact and damaged weigh the same

@@ -103,8 +103,8 @@ def build_manifest(cfg: DataConfig, out: str | Path) -> Path:
                 workers=cfg.workers or os.cpu_count() or 1,
             ),
         )
+    intact = [r for r in base if r.damaged == 0]  # the photos composites and pastes start from
     if cfg.composites_per_intact > 0 and base:
-        intact = [r for r in base if r.damaged == 0]
         rows += _cached(
             cache / f"composite-s{cfg.synthetic_seed}-k{cfg.composites_per_intact}-n{len(intact)}",
             lambda d: synthetic.generate_composites(
@@ -114,7 +114,6 @@ def build_manifest(cfg: DataConfig, out: str | Path) -> Path:
     if cfg.pastes and base:
         from training import synthetic_paste
 
-        intact = [r for r in base if r.damaged == 0]
         rows += _cached(
             cache / f"paste-s{cfg.synthetic_seed}-n{len(intact)}-{cfg.synthetic_size}",
             lambda d: synthetic_paste.generate_pastes(
