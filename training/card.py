@@ -75,6 +75,14 @@ def _debiasing_lines(data: dict) -> list[str]:
             "floors (`training/synthetic_paste.py`, source `paste`), each once intact and once with graded "
             'damage painted on, so "phone photo of a box on a floor" does not mean "damaged".'
         )
+    if data.get("renders_train"):
+        lines.append(
+            f"{data['renders_train']:,} path-traced 3D parcels rendered with Blender's Cycles "
+            "(`training/synthetic_3d.py`, source `render`): kraft boxes with tape and courier labels on "
+            "doorstep floors under sun, lamp, overcast sky or flash, intact or with geometric dents, crushed "
+            "corners, caved sides, tears, stains, soaking and crushing by grade, finished by the same phone "
+            "pipeline as the procedural photos."
+        )
     if data.get("balance_sources"):
         lines.append(
             f"The real photos of {', '.join(f'`{s}`' for s in data['balance_sources'])} are drawn with weights "

@@ -36,6 +36,12 @@ class DataConfig:
     # Real intact plain-backdrop boxes cut out and set on rendered floors, intact and damaged
     # (`training/synthetic_paste.py`)
     pastes: bool = False
+    # Path-traced 3D parcels from Blender (`training/synthetic_3d.py`, source `render`): how many
+    # per split (0 = none; a run that asks for them needs Blender) and Cycles samples per pixel.
+    renders_train: int = 0
+    renders_val: int = 0
+    renders_test: int = 0
+    render_samples: int = 8
     holdout_list: str = (
         "training/data/brown_intact_holdout.csv"  # reported apart (test split); see model card
     )

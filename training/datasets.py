@@ -103,6 +103,30 @@ def build_manifest(cfg: DataConfig, out: str | Path) -> Path:
                 workers=cfg.workers or os.cpu_count() or 1,
             ),
         )
+    for split, n, offset in (
+        ("train", cfg.renders_train, 0),
+        ("val", cfg.renders_val, 1),
+        ("test", cfg.renders_test, 2),
+    ):
+        if n <= 0:
+            continue
+        from training import synthetic_3d
+
+        # Seeds apart from the procedural ones: another generator, its own image numbers.
+        seed = cfg.synthetic_seed * 10 + offset + 5
+        rows += _cached(
+            cache / f"render-s{seed}-n{n}-{cfg.synthetic_size}-spp{cfg.render_samples}",
+            lambda d, n=n, seed=seed, split=split: synthetic_3d.generate_renders(
+                d,
+                n,
+                seed=seed,
+                split=split,
+                size=cfg.synthetic_size,
+                samples=cfg.render_samples,
+                workers=cfg.workers or os.cpu_count() or 1,
+                progress=True,
+            ),
+        )
     intact = [r for r in base if r.damaged == 0]  # the photos composites and pastes start from
     if cfg.composites_per_intact > 0 and base:
         rows += _cached(

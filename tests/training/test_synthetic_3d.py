@@ -1,0 +1,60 @@
+"""3D parcel renders from Blender (`training/synthetic_3d.py`, scene in `training/blender_parcel.py`).
+
+The render tests need Debian's `blender` (`make test` installs it where it can, as it does
+Chromium); without it they skip and say so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training import synthetic_3d
+from training.manifest import read_manifest, write_manifest
+
+needs_blender = pytest.mark.skipif(
+    synthetic_3d.blender_path() is None,
+    reason="SKIPPED: Blender is not installed (apt-get install blender); the 3D renders are untested",
+)
+
+
+def test_labels_are_a_function_of_the_seed(tmp_path):
+    a, b, c = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"
+    synthetic_3d.draw_label(np.random.default_rng(3), a)
+    synthetic_3d.draw_label(np.random.default_rng(3), b)
+    synthetic_3d.draw_label(np.random.default_rng(4), c)
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
+
+
+def test_without_blender_a_run_stops_with_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("BLENDER", str(tmp_path / "no-such-blender"))
+    assert synthetic_3d.blender_path() is None
+    with pytest.raises(RuntimeError, match="apt-get install blender"):
+        synthetic_3d.generate_renders(tmp_path / "out", 1)
+
+
+@needs_blender
+def test_renders_are_graded_phone_photos_and_the_same_set_with_any_worker_count(tmp_path):
+    one = synthetic_3d.generate_renders(tmp_path / "one", 4, seed=2, size=64, samples=2, workers=1)
+    two = synthetic_3d.generate_renders(tmp_path / "two", 4, seed=2, size=64, samples=2, workers=2)
+    assert [r.grade for r in one] == [r.grade for r in two]
+    assert [r.group for r in one] == [r.group for r in two]
+    assert len({r.group for r in one}) == 4  # every render its own group
+    for r in one:
+        assert r.source == "render" and r.split == "train" and r.damaged == int(r.grade >= 1)
+        with Image.open(r.path) as im:
+            assert im.format == "JPEG" and im.size == (64, 64)
+            arr = np.asarray(im.convert("RGB"), dtype=np.float32)
+        assert arr.std() > 3  # a scene, not a blank frame
+    write_manifest(tmp_path / "m.csv", one)
+    assert [r.path for r in read_manifest(tmp_path / "m.csv")] == [r.path for r in one]
+
+
+@needs_blender
+def test_a_failing_scene_reports_blender_output(tmp_path, monkeypatch):
+    broken = tmp_path / "broken_scene.py"
+    broken.write_text("raise SystemExit('scene exploded')\n")
+    monkeypatch.setattr(synthetic_3d, "SCENE", broken)
+    with pytest.raises(RuntimeError, match="Blender failed"):
+        synthetic_3d.generate_renders(tmp_path / "out", 1, size=32, samples=1, workers=1)
