@@ -41,7 +41,7 @@ class DataConfig:
     renders_train: int = 0
     renders_val: int = 0
     renders_test: int = 0
-    render_samples: int = 8
+    render_samples: int = 16
     holdout_list: str = (
         "training/data/brown_intact_holdout.csv"  # reported apart (test split); see model card
     )

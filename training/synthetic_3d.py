@@ -35,7 +35,7 @@ from training.synthetic import GRADE_P, JPEG_QUALITY, SEED_STRIDE, _photo
 from training.synthetic_tex import F32
 
 SCENE = Path(__file__).with_name("blender_parcel.py")
-SAMPLES = 8  # Cycles samples per pixel: the phone pipeline's own noise hides the rest
+SAMPLES = 16  # Cycles samples per pixel: the phone pipeline's own noise hides the rest
 RENDERED = "CLAIMLANE_RENDERED "  # what the scene prints after each finished image
 
 __all__ = ["blender_path", "draw_label", "generate_renders", "main"]
