@@ -58,3 +58,18 @@ def test_a_failing_scene_reports_blender_output(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic_3d, "SCENE", broken)
     with pytest.raises(RuntimeError, match="Blender failed"):
         synthetic_3d.generate_renders(tmp_path / "out", 1, size=32, samples=1, workers=1)
+
+
+@needs_blender
+def test_the_bundled_model_does_not_take_intact_3d_parcels_for_damaged(tmp_path):
+    """The box-type bias check of the model card (measurement 5) in small: intact kraft parcels
+    from a renderer the bundled model never trained on must not look damaged to it. The first
+    16 images of the card's render test set (seed 17)."""
+    from models.inference import load_model
+
+    rows = synthetic_3d.generate_renders(tmp_path / "r", 16, seed=17, split="test")
+    intact = [r for r in rows if r.grade == 0]
+    assert len(intact) >= 3
+    model = load_model()
+    preds = model.predict_images([r.path for r in intact])
+    assert [round(p.p_damaged, 2) for p in preds if p.p_damaged >= 0.5] == []
