@@ -83,50 +83,47 @@ def build_manifest(cfg: DataConfig, out: str | Path) -> Path:
     rows: list[Row] = []
     base = shared_rows(cfg) if cfg.shared else []
     rows += base
-    for split, n, offset in (
-        ("train", cfg.synthetic_train, 0),
-        ("val", cfg.synthetic_val, 1),
-        ("test", cfg.synthetic_test, 2),
-    ):
-        if n <= 0:
-            continue
-        seed = cfg.synthetic_seed * 10 + offset
-        rows += _cached(
-            cache / f"synthetic-s{seed}-n{n}-{cfg.synthetic_size}",
-            lambda d, n=n, seed=seed, split=split: synthetic.generate(
-                d,
-                n,
-                seed=seed,
-                split=split,
-                size=cfg.synthetic_size,
-                progress=True,
-                workers=cfg.workers or os.cpu_count() or 1,
-            ),
+    workers = cfg.workers or os.cpu_count() or 1
+
+    def procedural(d: Path, n: int, seed: int, split: str) -> list[Row]:
+        return synthetic.generate(
+            d, n, seed=seed, split=split, size=cfg.synthetic_size, progress=True, workers=workers
         )
-    for split, n, offset in (
-        ("train", cfg.renders_train, 0),
-        ("val", cfg.renders_val, 1),
-        ("test", cfg.renders_test, 2),
-    ):
-        if n <= 0:
-            continue
+
+    def rendered(d: Path, n: int, seed: int, split: str) -> list[Row]:
         from training import synthetic_3d
 
-        # Seeds apart from the procedural ones: another generator, its own image numbers.
-        seed = cfg.synthetic_seed * 10 + offset + 5
-        rows += _cached(
-            cache / f"render-s{seed}-n{n}-{cfg.synthetic_size}-spp{cfg.render_samples}",
-            lambda d, n=n, seed=seed, split=split: synthetic_3d.generate_renders(
-                d,
-                n,
-                seed=seed,
-                split=split,
-                size=cfg.synthetic_size,
-                samples=cfg.render_samples,
-                workers=cfg.workers or os.cpu_count() or 1,
-                progress=True,
-            ),
+        return synthetic_3d.generate_renders(
+            d,
+            n,
+            seed=seed,
+            split=split,
+            size=cfg.synthetic_size,
+            samples=cfg.render_samples,
+            workers=workers,
+            progress=True,
         )
+
+    # One seed per generator and split; the 3D renders' seeds sit apart from the procedural ones.
+    generators = (
+        ("synthetic", 0, "", procedural, (cfg.synthetic_train, cfg.synthetic_val, cfg.synthetic_test)),
+        (
+            "render",
+            5,
+            f"-spp{cfg.render_samples}",
+            rendered,
+            (cfg.renders_train, cfg.renders_val, cfg.renders_test),
+        ),
+    )
+    for prefix, seed_offset, suffix, make, counts in generators:
+        for offset, (split, n) in enumerate(zip(("train", "val", "test"), counts, strict=True)):
+            if n <= 0:
+                continue
+            seed = cfg.synthetic_seed * 10 + offset + seed_offset
+            rows += _cached(
+                cache / f"{prefix}-s{seed}-n{n}-{cfg.synthetic_size}{suffix}",
+                lambda d, make=make, n=n, seed=seed, split=split: make(d, n, seed, split),
+            )
     intact = [r for r in base if r.damaged == 0]  # the photos composites and pastes start from
     if cfg.composites_per_intact > 0 and base:
         rows += _cached(
