@@ -304,7 +304,7 @@ class Parcel:
             tide = math.exp(-((edge / scale - 0.6) ** 2) * 3)
             self.paint(i, 0, strength * (0.65 * inside + 0.45 * tide))
 
-    def tear(self, centre: Vector, radius: float, exposed: float = 1.0) -> None:
+    def tear(self, centre: Vector, radius: float) -> None:
         """A tear or hole: the dark inside through the wall, a pale ragged fibre rim, the flap
         edges pushed in."""
         seed = Vector((self.rng.uniform(-99, 99), self.rng.uniform(-99, 99), 1.0))
@@ -317,7 +317,7 @@ class Parcel:
             if d > rr * 1.5:
                 continue
             if d < rr:
-                self.paint(i, 2, exposed)
+                self.paint(i, 2, 1.0)
                 v.co -= self.normals[i] * radius * 0.3 * (1 - d / rr)
             else:
                 self.paint(i, 1, 0.9 * (1.5 - d / rr) * 2)
@@ -470,6 +470,8 @@ def damage(p: Parcel, grade: int, visible: list[tuple[Vector, float]], eye: Vect
 
 
 def build(job: dict) -> None:
+    """The whole scene of one job, from its seed alone (the order of the random draws is the
+    scene's identity: reordering them changes every image)."""
     rng = random.Random(job["seed"])
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
@@ -479,8 +481,28 @@ def build(job: dict) -> None:
     if rng.random() < 0.5:
         a, b = b, a
     rot = rng.uniform(0, math.pi)
+    cam_pos, az, dist = _phone_camera(rng, scene, a, b, c)
+    visible, local_cam = _visible_faces(cam_pos, rot, a, b, c)
 
-    # Camera: a phone held above the parcel, 2-3 faces visible, roughly centred.
+    parcel = Parcel(rng, a, b, c)
+    grade = int(job["grade"])
+    damage(parcel, grade, visible, local_cam)
+    zmin = min(v.co.z for v in parcel.bm.verts)
+    zmax = max(v.co.z for v in parcel.bm.verts)
+    obj = parcel.to_object(board_material(rng))
+    obj.location = (0, 0, -zmin)
+    obj.rotation_euler[2] = rot
+    _tape(rng, obj, a, b, c, zmax, grade)
+    if job.get("label") and rng.random() < 0.85:
+        _label(rng, obj, job["label"], visible, a, b, c, zmax)
+    _floor_and_wall(rng, az, a, b)
+    _light(rng, scene, cam_pos, dist)
+    _render_settings(rng, scene, job)
+
+
+def _phone_camera(rng: random.Random, scene, a: float, b: float, c: float) -> tuple[Vector, float, float]:
+    """A phone held above the parcel, 2-3 faces visible, roughly centred; returns its position,
+    azimuth and distance."""
     az = rng.uniform(0, 2 * math.pi)
     el = math.radians(rng.uniform(20, 75))
     diag = math.sqrt(a * a + b * b + c * c) * 2
@@ -496,12 +518,17 @@ def build(job: dict) -> None:
     cam = bpy.data.objects.new("phone", cam_data)
     scene.collection.objects.link(cam)
     cam.location = cam_pos
-    quat = (target - cam_pos).to_track_quat("-Z", "Y")
-    cam.rotation_euler = quat.to_euler()
+    cam.rotation_euler = (target - cam_pos).to_track_quat("-Z", "Y").to_euler()
     cam.rotation_euler.rotate_axis("Z", math.radians(rng.gauss(0, 4)))
     scene.camera = cam
+    return cam_pos, az, dist
 
-    # Faces the camera sees, in the parcel's own frame.
+
+def _visible_faces(
+    cam_pos: Vector, rot: float, a: float, b: float, c: float
+) -> tuple[list[tuple[Vector, float]], Vector]:
+    """The faces the camera sees (outward normal, how face-on) and the camera, in the parcel's
+    own frame (centred, unrotated)."""
     local_cam = Vector(cam_pos)
     local_cam.rotate(Euler((0, 0, -rot)))
     local_cam.z -= c
@@ -516,17 +543,12 @@ def build(job: dict) -> None:
         facing = (local_cam - n * h).normalized().dot(n)
         if facing > 0.05:
             visible.append((n, facing))
+    return visible, local_cam
 
-    parcel = Parcel(rng, a, b, c)
-    grade = int(job["grade"])
-    damage(parcel, grade, visible, local_cam)
-    zmin = min(v.co.z for v in parcel.bm.verts)
-    zmax = max(v.co.z for v in parcel.bm.verts)
-    obj = parcel.to_object(board_material(rng))
-    obj.location = (0, 0, -zmin)
-    obj.rotation_euler[2] = rot
 
-    # Tape along the top seam and down the two ends (in the parcel's frame, parented to it).
+def _tape(rng: random.Random, obj, a: float, b: float, c: float, zmax: float, grade: int) -> None:
+    """Tape along the top seam and down the two ends (in the parcel's frame, parented to it);
+    a crushed or burst box has lost it half the time."""
     tape_col = (
         _hsv(0.08, rng.uniform(0.5, 0.7), rng.uniform(0.55, 0.75))
         if rng.random() < 0.75
@@ -535,48 +557,58 @@ def build(job: dict) -> None:
     tape = plain_material("tape", tape_col, rng.uniform(0.15, 0.35), 0.7)
     tw = rng.uniform(0.04, 0.06)
     t = 0.0015
-    if grade < 3 or rng.random() < 0.5:
-        along_x = rng.random() < 0.5
-        length = (a if along_x else b) * 2
-        down = rng.uniform(0.2, 0.6) * 2 * c
-        parts = [
-            (Vector((length, tw, t)) if along_x else Vector((tw, length, t)), Vector((0, 0, zmax + t / 2)))
-        ]
-        for sgn in (-1, 1):
-            if along_x:
-                parts.append((Vector((t, tw, down)), Vector((sgn * (a + t / 2), 0, c - down / 2))))
-            else:
-                parts.append((Vector((tw, t, down)), Vector((0, sgn * (b + t / 2), c - down / 2))))
-        for k, (sz, loc) in enumerate(parts):
-            _add_box(f"tape{k}", sz, loc, tape).parent = obj
-
-    # A courier label on the top or a side face the camera sees.
-    if job.get("label") and rng.random() < 0.85:
-        n = rng.choices([v for v, _ in visible], [w for _, w in visible])[0]
-        off = 0.003
-        if n.z > 0:
-            lw = min(a, b) * rng.uniform(0.6, 1.1)
-            lh = lw * rng.uniform(0.6, 0.8)
-            plane = _plane("label", lw, lh, image_material("label", job["label"], 0.45))
-            px = rng.uniform(-0.4, 0.4) * max(a - lw / 2, 0)
-            py = max(b - lh / 2, 0) * rng.choice([-0.6, 0.6])
-            plane.location = Vector((px, py, zmax + off))
-            plane.rotation_euler = (0, 0, rng.gauss(0, 0.08))
+    if grade == 3 and rng.random() >= 0.5:
+        return
+    along_x = rng.random() < 0.5
+    length = (a if along_x else b) * 2
+    down = rng.uniform(0.2, 0.6) * 2 * c
+    parts = [(Vector((length, tw, t)) if along_x else Vector((tw, length, t)), Vector((0, 0, zmax + t / 2)))]
+    for sgn in (-1, 1):
+        if along_x:
+            parts.append((Vector((t, tw, down)), Vector((sgn * (a + t / 2), 0, c - down / 2))))
         else:
-            half = b if n.x != 0 else a  # half-width of that side panel
-            lw = min(2 * half * rng.uniform(0.4, 0.8), 0.2)
-            lh = min(lw * rng.uniform(0.6, 0.8), 1.6 * c)
-            # The plane's x axis ends up vertical on a side panel.
-            plane = _plane("label", lh, lw, image_material("label", job["label"], 0.45))
-            pos = n * ((a if n.x != 0 else b) + off)
-            pos.z = c * rng.uniform(-0.3, 0.3)
-            plane.location = pos
-            plane.rotation_euler = (rng.gauss(0, 0.05), math.pi / 2, math.atan2(n.y, n.x))
-        plane.parent = obj
+            parts.append((Vector((tw, t, down)), Vector((0, sgn * (b + t / 2), c - down / 2))))
+    for k, (sz, loc) in enumerate(parts):
+        _add_box(f"tape{k}", sz, loc, tape).parent = obj
 
-    # Floor, and sometimes a wall behind.
-    floor = _plane("floor", 12, 12, floor_material(rng))
-    floor.location = (0, 0, 0)
+
+def _label(
+    rng: random.Random,
+    obj,
+    image: str,
+    visible: list[tuple[Vector, float]],
+    a: float,
+    b: float,
+    c: float,
+    zmax: float,
+) -> None:
+    """A courier label on the top or a side face the camera sees, parented to the parcel."""
+    n = rng.choices([v for v, _ in visible], [w for _, w in visible])[0]
+    off = 0.003
+    if n.z > 0:
+        lw = min(a, b) * rng.uniform(0.6, 1.1)
+        lh = lw * rng.uniform(0.6, 0.8)
+        plane = _plane("label", lw, lh, image_material("label", image, 0.45))
+        px = rng.uniform(-0.4, 0.4) * max(a - lw / 2, 0)
+        py = max(b - lh / 2, 0) * rng.choice([-0.6, 0.6])
+        plane.location = Vector((px, py, zmax + off))
+        plane.rotation_euler = (0, 0, rng.gauss(0, 0.08))
+    else:
+        half = b if n.x != 0 else a  # half-width of that side panel
+        lw = min(2 * half * rng.uniform(0.4, 0.8), 0.2)
+        lh = min(lw * rng.uniform(0.6, 0.8), 1.6 * c)
+        # The plane's x axis ends up vertical on a side panel.
+        plane = _plane("label", lh, lw, image_material("label", image, 0.45))
+        pos = n * ((a if n.x != 0 else b) + off)
+        pos.z = c * rng.uniform(-0.3, 0.3)
+        plane.location = pos
+        plane.rotation_euler = (rng.gauss(0, 0.05), math.pi / 2, math.atan2(n.y, n.x))
+    plane.parent = obj
+
+
+def _floor_and_wall(rng: random.Random, az: float, a: float, b: float) -> None:
+    """The floor, and sometimes a wall behind the parcel (seen from the camera's azimuth)."""
+    _plane("floor", 12, 12, floor_material(rng))
     if rng.random() < 0.45:
         wall_col = _hsv(rng.uniform(0.05, 0.15), rng.uniform(0, 0.2), rng.uniform(0.5, 0.9))
         wall = _plane("wall", 12, 4, plain_material("wall", wall_col, 0.8))
@@ -584,7 +616,9 @@ def build(job: dict) -> None:
         wall.location = back + Vector((0, 0, 2))
         wall.rotation_euler = (math.pi / 2, 0, az + math.pi / 2)
 
-    # Light: sun, indoor ceiling lamp, overcast sky or phone flash.
+
+def _light(rng: random.Random, scene, cam_pos: Vector, dist: float) -> None:
+    """Sun, indoor ceiling lamp, overcast sky or the phone's flash, with a sky to match."""
     world = bpy.data.worlds.new("sky")
     world.use_nodes = True
     bg = world.node_tree.nodes["Background"]
@@ -618,10 +652,13 @@ def build(job: dict) -> None:
         scene.collection.objects.link(lo)
     scene.world = world
 
+
+def _render_settings(rng: random.Random, scene, job: dict) -> None:
+    """Cycles on the CPU, few bounces (a parcel on a floor needs no more), the phone's tone curve."""
     s = int(job["size"])
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
-    scene.cycles.samples = int(job.get("samples", 24))
+    scene.cycles.samples = int(job["samples"])
     scene.cycles.use_denoising = False
     scene.cycles.sample_clamp_indirect = 1.0  # no fireflies: bright specks a phone never shows
     scene.cycles.max_bounces = 4
@@ -650,7 +687,7 @@ def main() -> None:
     for job in jobs:
         build(job)
         bpy.ops.render.render(write_still=True)
-        print(f"CLAIMLANE_RENDERED {job['png']}", flush=True)
+        print(f"CLAIMLANE_RENDERED {job['png']}", flush=True)  # synthetic_3d.RENDERED
 
 
 if __name__ == "__main__":

@@ -45,8 +45,9 @@ MIN_FG, MAX_FG = 0.06, 0.8  # share of the frame the box covers: less is a speck
 def cut_out(base: Image.Image) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
     """(the box's bounding box in `base`, its soft alpha there), or None when the photo is not a
     plain-backdrop shot."""
-    arr = np.asarray(base.convert("RGB"), F32) * F32(1 / 255)
-    thumb = np.asarray(base.convert("RGB").resize((96, 96)), dtype=np.float32)
+    rgb = base.convert("RGB")
+    arr = np.asarray(rgb, F32) * F32(1 / 255)
+    thumb = np.asarray(rgb.resize((96, 96)), dtype=np.float32)
     if plain_border_fraction(thumb) <= PLAIN_BORDER:
         return None
     fg = _foreground(arr)
@@ -135,11 +136,11 @@ def generate_pastes(
         g = 1 + j % 3
         # Damage is painted on the studio shot, where compose_damage finds the box by its
         # backdrop, and then both copies go into the same scene.
-        intact = paste_on_floor(base, cut, s, size)
-        damaged = paste_on_floor(compose_damage(base, g, s), cut, s, size)
-        if intact is None or damaged is None:
+        intact_photo = paste_on_floor(base, cut, s, size)
+        damaged_photo = paste_on_floor(compose_damage(base, g, s), cut, s, size)
+        if intact_photo is None or damaged_photo is None:
             continue
-        for grade, img in ((0, intact), (g, damaged)):
+        for grade, img in ((0, intact_photo), (g, damaged_photo)):
             path = out / f"paste_{seed}_{i:06d}_g{grade}.jpg"
             img.save(path, "JPEG", quality=JPEG_QUALITY)
             rows.append(
