@@ -125,6 +125,16 @@ class PolicyConfig:
     - `store_credit_bonus`: store credit is worth this much more than cash (0.10 = 10% more).
     - `options`: the ways an offer can be taken, in the order they are shown.
     - `offer_valid_hours`: how long an offer stands before it expires (and goes to a person).
+    - `fast_lane_rule`: `most_likely` (v1: the most likely grade, if its probability reaches
+      `confidence_threshold`) or `exceedance` (v2: the highest fast-lane grade g whose P(grade >= g)
+      reaches the model's certified threshold; see `decide`).
+    - `max_overpay_rate`: with `exceedance`, the largest share of instant offers that may pay for a
+      higher grade than the true one. The model publishes, per rate, the threshold that keeps it
+      (chosen from data with Learn-then-Test, `models.fastlane`); a model that certifies none for this
+      rate gets no fast lane.
+
+    `fast_lane_rule` and `max_overpay_rate` arrived with policy 2026-12-v2; files of earlier versions
+    do not name them and keep their meaning (`most_likely`).
 
     Validated on construction; a PolicyError says which knob is wrong. Mappings are copied into
     read-only views, so a config cannot change after a decision has recorded its version.
@@ -144,6 +154,8 @@ class PolicyConfig:
     store_credit_bonus: Decimal = Decimal("0.10")
     options: tuple[str, ...] = (OptionKind.CASH, OptionKind.RESHIPMENT, OptionKind.STORE_CREDIT)
     offer_valid_hours: int = 72
+    fast_lane_rule: str = "most_likely"
+    max_overpay_rate: Decimal = Decimal("0.02")
 
     def __post_init__(self) -> None:
         def put(name: str, value: object) -> None:
@@ -212,6 +224,13 @@ class PolicyConfig:
                 f"offer_valid_hours must be a whole number 1-{MAX_OFFER_VALID_HOURS}, got {hours!r}"
             )
 
+        if self.fast_lane_rule not in FAST_LANE_RULES:
+            raise PolicyError(f"fast_lane_rule must be one of {list(FAST_LANE_RULES)}, got {self.fast_lane_rule!r}")
+        rate = _decimal("max_overpay_rate", self.max_overpay_rate)
+        if not 0 < rate < 1:
+            raise PolicyError(f"max_overpay_rate must be in (0, 1), got {rate}")
+        put("max_overpay_rate", rate)
+
     def __hash__(self) -> int:
         # The generated hash would fail on the mapping fields; hash their items instead.
         return hash(
@@ -225,6 +244,8 @@ class PolicyConfig:
                 self.store_credit_bonus,
                 self.options,
                 self.offer_valid_hours,
+                self.fast_lane_rule,
+                self.max_overpay_rate,
             )
         )
 
@@ -243,6 +264,9 @@ _POLICY_KEYS = frozenset(
         "offer_valid_hours",
     }
 )
+# Knobs added by later policy versions: optional, so older files keep meaning what they said.
+_OPTIONAL_POLICY_KEYS = frozenset({"fast_lane_rule", "max_overpay_rate"})
+FAST_LANE_RULES = ("most_likely", "exceedance")
 
 
 def _toml_decimal(name: str, value: object) -> Decimal:
@@ -274,7 +298,7 @@ def parse_policy(text: str) -> PolicyConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"policy is not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - _POLICY_KEYS)
+    unknown = sorted(set(data) - _POLICY_KEYS - _OPTIONAL_POLICY_KEYS)
     if unknown:
         raise PolicyError(f"policy has unknown keys: {', '.join(unknown)}")
     missing = sorted(_POLICY_KEYS - set(data))
@@ -307,6 +331,8 @@ def parse_policy(text: str) -> PolicyConfig:
         store_credit_bonus=_toml_decimal("store_credit_bonus", data["store_credit_bonus"]),
         options=tuple(options),
         offer_valid_hours=data["offer_valid_hours"],
+        fast_lane_rule=data.get("fast_lane_rule", "most_likely"),
+        max_overpay_rate=_toml_decimal("max_overpay_rate", data.get("max_overpay_rate", "0.02")),
     )
 
 
@@ -385,6 +411,8 @@ class ReasonCode(StrEnum):
     """Why a claim goes to a person. Stored and shown by value; the order here is the order reported."""
 
     LOW_CONFIDENCE = "low_confidence"
+    # A photo the model's photo gate finds unusable (not a parcel, too dark, blurred, too far).
+    PHOTO_UNUSABLE = "photo_unusable"
     # Grade 0 or 1 (or any grade not in the fast lane): a person looks; the machine never denies.
     GRADE_NOT_FAST_LANE = "grade_not_fast_lane"
     VALUE_ABOVE_FAST_LANE_CEILING = "value_above_fast_lane_ceiling"
@@ -425,18 +453,53 @@ class Offer:
             raise ValueError("an offer needs at least one option")
 
 
+class PhotoProblem(StrEnum):
+    """Why the photo gate refuses a photo; each has a sentence telling the customer what to retake."""
+
+    NOT_A_PARCEL = "not_a_parcel"
+    DARK = "dark"
+    BLURRED = "blurred"
+    TOO_FAR = "too_far"
+
+
+_RETAKE_TEXT: Mapping[PhotoProblem, str] = MappingProxyType(
+    {
+        PhotoProblem.NOT_A_PARCEL: "does not look like a photo of the parcel: retake it showing the parcel "
+        "and its damage",
+        PhotoProblem.DARK: "is too dark: retake it in better light",
+        PhotoProblem.BLURRED: "is blurred: hold the phone still and retake it",
+        PhotoProblem.TOO_FAR: "shows the parcel too far away: retake it closer, so the damage fills the photo",
+    }
+)
+
+
+@dataclass(frozen=True)
+class UnusablePhoto:
+    """A photo to retake: `position` is 1-based, in the order the customer sent the photos."""
+
+    position: int
+    photo_id: str
+    problem: PhotoProblem
+
+    @property
+    def message(self) -> str:
+        return f"Photo {self.position} {_RETAKE_TEXT[self.problem]}."
+
+
 @dataclass(frozen=True)
 class Review:
     """The claim goes to a human adjuster, for every reason in `reasons` (never empty).
 
     `grade` and `confidence` are what the model said, shown to the adjuster; both are None when there
-    is no assessment (ReasonCode.MODEL_UNAVAILABLE).
+    is no assessment (ReasonCode.MODEL_UNAVAILABLE). `retake` lists the photos the photo gate refused
+    (reason PHOTO_UNUSABLE), so the customer learns which photo to take again and why.
     """
 
     grade: int | None
     confidence: Decimal | None
     reasons: tuple[ReasonCode, ...]
     policy_version: str
+    retake: tuple[UnusablePhoto, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.reasons:
@@ -505,31 +568,74 @@ def _confidence(p: float) -> Decimal:
     return Decimal(str(round(p, CONFIDENCE_DECIMALS)))
 
 
+def certified_threshold(
+    thresholds: Mapping[Decimal, Decimal | None] | None, max_overpay_rate: Decimal
+) -> Decimal | None:
+    """The model's offer threshold for the policy's overpay rate: the one certified for the largest
+    rate not above `max_overpay_rate` (a threshold that keeps 1% also keeps 2%). None when the model
+    certifies none: then nothing takes the fast lane."""
+    usable = [(rate, t) for rate, t in (thresholds or {}).items() if rate <= max_overpay_rate and t is not None]
+    if not usable:
+        return None
+    return max(usable)[1]
+
+
+def _fast_lane_grade(
+    probs: Sequence[float], config: PolicyConfig, threshold: Decimal | None
+) -> tuple[int, Decimal, bool]:
+    """(grade, confidence, confident) under the policy's fast-lane rule."""
+    most_likely = max(range(NUM_GRADES), key=lambda g: (probs[g], -g))
+    if config.fast_lane_rule == "most_likely":
+        confidence = _confidence(probs[most_likely])
+        return most_likely, confidence, confidence >= config.confidence_threshold
+    exceed = _exceedance(probs)
+    if threshold is not None:
+        for g in sorted(config.fast_lane_grades, reverse=True):
+            if _confidence(exceed[g]) >= threshold:
+                return g, _confidence(exceed[g]), True
+    return most_likely, _confidence(probs[most_likely]), False
+
+
 def decide(
-    claim_probs: Sequence[float], declared_value: Decimal, currency: str, config: PolicyConfig
+    claim_probs: Sequence[float],
+    declared_value: Decimal,
+    currency: str,
+    config: PolicyConfig,
+    *,
+    threshold: Decimal | None = None,
+    unusable: Sequence[UnusablePhoto] = (),
 ) -> Decision:
     """Offer or Review for a claim, given its grade probabilities (see combine_photos).
 
-    The grade is the most likely one (ties go to the lower grade: never assume worse damage than
-    the model does); the confidence is its probability. The fast lane (an Offer) needs all of:
-    confidence >= threshold, a fast-lane grade, a currency with a fast-lane ceiling, a declared value
-    strictly below that ceiling, and a positive amount. Anything else is a Review listing every
-    condition that failed, in ReasonCode order, so an adjuster sees the whole picture and not just the
-    first check. There is no path to a denial.
+    The grade depends on `config.fast_lane_rule`:
+    - `most_likely`: the most likely grade (ties go to the lower grade: never assume worse damage than
+      the model does); the confidence is its probability, and it must reach `confidence_threshold`.
+    - `exceedance`: the highest fast-lane grade g with P(grade >= g) >= `threshold`, the model's
+      certified threshold for the policy's `max_overpay_rate` (see `certified_threshold`); the
+      confidence is that P(grade >= g). Offering structural when severe is uncertain pays the part
+      of the damage the model is sure of. With no such grade (or no certified threshold) the claim is
+      reviewed as LOW_CONFIDENCE, or GRADE_NOT_FAST_LANE when the most likely grade is not a
+      fast-lane grade, and shows the most likely grade.
+    The fast lane (an Offer) needs all of: a confident fast-lane grade, every photo usable (the photo
+    gate's `unusable` list is empty), a currency with a fast-lane ceiling, a declared value strictly
+    below that ceiling, and a positive amount. Anything else is a Review listing every condition that
+    failed, in ReasonCode order, so an adjuster sees the whole picture and not just the first check.
+    There is no path to a denial.
 
     Raises ValueError (MoneyError for money) on invalid input: that is a caller's bug, not a claim
     to send to review.
     """
     probs = _check_probs(claim_probs, "claim")
     declared_value, currency = _check_declared(declared_value, currency)
-    grade = max(range(NUM_GRADES), key=lambda g: (probs[g], -g))
-    confidence = _confidence(probs[grade])
+    grade, confidence, confident = _fast_lane_grade(probs, config, threshold)
     amount = payout_amount(grade, declared_value, currency, config)
     ceiling = config.fast_lane_ceiling.get(currency)
 
     reasons: list[ReasonCode] = []
-    if confidence < config.confidence_threshold:
+    if not confident and (config.fast_lane_rule == "most_likely" or grade in config.fast_lane_grades):
         reasons.append(ReasonCode.LOW_CONFIDENCE)
+    if unusable:
+        reasons.append(ReasonCode.PHOTO_UNUSABLE)
     if grade not in config.fast_lane_grades:
         reasons.append(ReasonCode.GRADE_NOT_FAST_LANE)
     if ceiling is not None and declared_value >= ceiling:
@@ -540,7 +646,7 @@ def decide(
         reasons.append(ReasonCode.PAYOUT_ROUNDS_TO_ZERO)
 
     if reasons:
-        return Review(grade, confidence, tuple(reasons), config.version)
+        return Review(grade, confidence, tuple(reasons), config.version, tuple(unusable))
     options = tuple(_option(OptionKind(kind), amount, currency, config) for kind in config.options)
     return Offer(grade, confidence, amount, currency, options, config.version)
 
@@ -566,6 +672,7 @@ def _percent(fraction: Decimal) -> str:
 _REASON_TEXT: Mapping[ReasonCode, str] = MappingProxyType(
     {
         ReasonCode.LOW_CONFIDENCE: "our assessment of your photos was not certain enough",
+        ReasonCode.PHOTO_UNUSABLE: "a photo cannot be assessed",
         ReasonCode.GRADE_NOT_FAST_LANE: "the damage in your photos needs a person's judgement",
         ReasonCode.VALUE_ABOVE_FAST_LANE_CEILING: "the declared value is above our instant-payout limit",
         ReasonCode.CURRENCY_NOT_FAST_LANE: "instant payouts are not available in this currency",
@@ -606,5 +713,6 @@ def describe(decision: Decision) -> str:
         )
     if isinstance(decision, Review):
         because = _join([_REASON_TEXT[r] for r in decision.reasons])
-        return f"An adjuster will review your claim because {because}."
+        retake = "".join(f" {photo.message}" for photo in decision.retake)
+        return f"An adjuster will review your claim because {because}.{retake}"
     raise TypeError(f"not a decision: {decision!r}")
