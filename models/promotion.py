@@ -13,6 +13,13 @@ champion beyond a tolerance on any of:
   predicted damage (grade >= 1) contradicts the label (with the default fast-lane grades 2 and 3
   that means: the parcel is actually intact). Higher by more than `fast_lane_error_tolerance`
   fails. A model that fast-lanes nothing makes no fast-lane errors: its rate is 0.
+- the money the fast lane pays wrongly: every scored photo filed as a one-photo claim at the same
+  declared value, the overpayment (offer minus what its true grade is owed, when positive) as a share
+  of that value, averaged over photos whose amount owed is known (graded photos, and photos labelled
+  intact, which are owed nothing). Offers follow the model's own fast-lane rule: a v2 model's
+  certified threshold on P(grade >= g) (`models.fastlane.offered_grades`), an older model's most
+  likely grade at the policy's threshold. Higher by more than `overpayment_tolerance` fails: a
+  challenger that pays more wrongly is not promoted, however well it ranks.
 
 A set with fewer than `min_samples` scored photos is reported "not enough samples" and does not
 block; a metric undefined on a set (AUROC with one class only) is reported "n/a" and does not block.
@@ -29,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from models.fastlane import NO_OFFER, offered_grades
 from models.grades import most_likely_grade
 from models.inference import DamageModel, Prediction
 from models.metrics import auroc, expected_calibration_error
@@ -46,6 +54,7 @@ class GateConfig:
     auroc_tolerance: float = 0.01
     ece_tolerance: float = 0.02
     fast_lane_error_tolerance: float = 0.01
+    overpayment_tolerance: float = 0.005
     min_samples: int = 10
 
 
@@ -71,6 +80,7 @@ class GateMetrics:
     fast_lane_error_rate: float
     fast_lane_count: int
     failed: int = 0  # photos that could not be decoded (not scored)
+    overpayment: float = 0.0  # mean share of the declared value overpaid, per photo owed a known amount
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +90,7 @@ class GateMetrics:
             "fast_lane_error_rate": _num(self.fast_lane_error_rate),
             "fast_lane_count": self.fast_lane_count,
             "failed": self.failed,
+            "overpayment": _num(self.overpayment),
         }
 
 
@@ -154,11 +165,34 @@ def _fmt(x: float | None, *, signed: bool = False) -> str:
 # Scoring
 
 
+def _offers(
+    model: DamageModel, p: np.ndarray, threshold: Decimal, lanes: frozenset[int], max_overpay_rate: Decimal
+) -> np.ndarray:
+    """The grade each photo would be offered under the model's fast-lane rule, or NO_OFFER."""
+    thresholds = getattr(model, "fast_lane_thresholds", None)
+    if thresholds is not None:
+        usable = [(r, t) for r, t in thresholds.items() if r <= max_overpay_rate and t is not None]
+        if not usable:
+            return np.full(len(p), NO_OFFER)
+        p_ge = np.cumsum(p[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        return offered_grades(p_ge, float(max(usable)[1]), sorted(lanes))
+    pred = most_likely_grade(p)
+    top = p[np.arange(len(p)), pred]
+    fast = [
+        int(g) in lanes and Decimal(str(round(float(c), CONFIDENCE_DECIMALS))) >= threshold
+        for g, c in zip(pred, top, strict=True)
+    ]
+    return np.where(fast, pred, NO_OFFER)
+
+
 def score(
     model: DamageModel,
     samples: Sequence[Sample],
     policy_threshold: Decimal,
     fast_lane_grades: Iterable[int],
+    *,
+    grade_fractions: Sequence[Decimal] = (Decimal(0), Decimal(0), Decimal("0.5"), Decimal(1)),
+    max_overpay_rate: Decimal = Decimal("0.02"),
 ) -> GateMetrics:
     """The gate's metrics of `model` on `samples` (photos that cannot be decoded are skipped and
     counted in `failed`)."""
@@ -198,6 +232,14 @@ def score(
         dtype=bool,
     )
     count = int(fast.sum())
+    offers = _offers(model, p, threshold, lanes, max_overpay_rate)
+    fractions = np.array([float(f) for f in grade_fractions])
+    owed = np.array(
+        [fractions[s.grade] if s.grade is not None else (0.0 if s.damaged == 0 else np.nan) for s in kept]
+    )
+    known = np.isfinite(owed)
+    paid = np.where(offers != NO_OFFER, fractions[np.clip(offers, 0, None)], 0.0)
+    over = np.clip(paid - np.nan_to_num(owed), 0, None)[known]
     return GateMetrics(
         n=n,
         auroc=auroc(y, p_damaged),
@@ -205,6 +247,7 @@ def score(
         fast_lane_error_rate=float((fast & wrong).sum() / count) if count else 0.0,
         fast_lane_count=count,
         failed=failed,
+        overpayment=float(over.mean()) if over.size else 0.0,
     )
 
 
@@ -216,6 +259,7 @@ _CHECKS = (
     ("AUROC", "auroc", "lower", "auroc_tolerance"),
     ("ECE", "ece", "higher", "ece_tolerance"),
     ("fast-lane error rate", "fast_lane_error_rate", "higher", "fast_lane_error_tolerance"),
+    ("overpayment", "overpayment", "higher", "overpayment_tolerance"),
 )
 
 

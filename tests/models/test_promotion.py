@@ -3,6 +3,7 @@ register, events), through Python and through the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from decimal import Decimal
@@ -88,9 +89,20 @@ def test_gate_passes_within_tolerance_and_fails_beyond() -> None:
     assert any("AUROC 0.8500 is lower than the champion's 0.9000" in f for f in result.failures)
     assert any("ECE" in f and "higher" in f for f in result.failures)
     assert any("fast-lane error rate" in f for f in result.failures)
-    assert [r.status for r in result.rows] == ["fail", "fail", "fail"]
+    assert [r.status for r in result.rows] == ["fail", "fail", "fail", "ok"]
     # Better is always fine.
     assert gate(champion, _m(auroc=0.99, ece=0.01, fl=0.0)).passed
+
+
+def test_gate_refuses_a_challenger_that_pays_more_wrongly() -> None:
+    """Money decides too: same ranking and calibration, but more overpaid on the same photos."""
+    champion = dataclasses.replace(_m(), overpayment=0.01)
+    result = gate(champion, dataclasses.replace(_m(), overpayment=0.03))
+    assert not result.passed
+    assert result.failures == [
+        "eval: overpayment 0.0300 is higher than the champion's 0.0100 by 0.0200 (tolerance 0.005, n=100)"
+    ]
+    assert gate(champion, dataclasses.replace(_m(), overpayment=0.012)).passed
 
 
 def test_gate_sets_are_separate_and_small_sets_do_not_block() -> None:
