@@ -101,12 +101,23 @@ class OfferView(_Model):
     explanation: str
 
 
+class RetakeView(_Model):
+    """A photo the photo gate could not use, and what to change when taking it again."""
+
+    position: int = Field(description="1-based, in the order the photos were sent.")
+    photo_id: str
+    problem: Literal["not_a_parcel", "dark", "blurred", "too_far"]
+    message: str = Field(examples=["Photo 2 is too dark: retake it in better light."])
+
+
 class ReviewView(_Model):
-    """The claim went to a human adjuster, and why."""
+    """The claim went to a human adjuster, and why. `retake` names the photos to take again
+    (reason `photo_unusable`); add them with `POST /v1/claims/{id}/photos`."""
 
     kind: Literal["review"] = "review"
     reasons: list[str]
     explanation: str
+    retake: list[RetakeView] = Field(default_factory=list)
 
 
 class ApprovedView(_Model):

@@ -11,6 +11,14 @@ The model contract (the exporter in `training/` follows it):
 - ``metadata_props``: ``claimlane.model_version``, ``claimlane.input_size``, ``claimlane.mean``,
   ``claimlane.std``, ``claimlane.temperature``, ``claimlane.grade_names``, ``claimlane.architecture``.
 
+Optional, from v2 models on (older models serve as before):
+- outputs ``scene_probs`` and ``quality_probs`` float32 ``[N, 4]``: the photo gate, over
+  ``models.inference.SCENES`` and ``QUALITIES``; a photo is usable when P(parcel) x P(ok) reaches
+  the gate threshold;
+- ``claimlane.fast_lane``: JSON ``{"thresholds": {"0.02": 0.93, ...}, "delta": 0.1,
+  "calibration_size": N, "gate_threshold": 0.5, ...}``: per overpay rate, the offer threshold
+  certified on calibration data (`models.fastlane`), read by the policy (`claims.policy.certified_threshold`).
+
 The metadata is checked against `models.preprocessing` when the model is loaded: a model trained on
 other pixels (another size or normalisation) would still run, silently giving wrong grades, so it is
 refused instead.
@@ -25,6 +33,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +60,11 @@ OUTPUT_GRADE_PROBS = "grade_probs"
 OUTPUT_P_GE = "p_ge"
 # Optional: the damage score's class activation map (N, h, w), see `models/heatmaps.py`.
 OUTPUT_DAMAGE_MAP = "damage_map"
+OUTPUT_SCENE = "scene_probs"
+OUTPUT_QUALITY = "quality_probs"
+SCENES = ("parcel", "product_box", "not_a_photo", "other")
+QUALITIES = ("ok", "dark", "blurred", "too_far")
+META_FAST_LANE = "claimlane.fast_lane"
 
 META_PREFIX = "claimlane."
 META_VERSION = META_PREFIX + "model_version"
@@ -93,6 +107,16 @@ class Prediction:
             "p_damaged": round(float(self.p_damaged), PROB_DECIMALS),
             "model_version": self.model_version,
         }
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the worker needs from one run: grade probabilities (N, 4), damage maps (N, h, w) or None,
+    and per photo the photo gate's problem (None = usable; always None without a gate)."""
+
+    probs: np.ndarray
+    maps: np.ndarray | None
+    problems: list[str | None]
 
 
 @dataclass(frozen=True)
@@ -271,6 +295,7 @@ class DamageModel:
                 f"(has {sorted(outputs)})"
             )
         self.has_damage_map = OUTPUT_DAMAGE_MAP in outputs
+        self.has_gate = OUTPUT_SCENE in outputs and OUTPUT_QUALITY in outputs
 
     def _read_metadata(self) -> None:
         meta = self.metadata
@@ -292,10 +317,12 @@ class DamageModel:
                 ) from None
         else:
             self.input_size = self._graph_input_size or INPUT_SIZE
-        if self.input_size != INPUT_SIZE or self._graph_input_size not in (None, INPUT_SIZE):
+        # Serving preprocesses to the model's own size (`preprocess(data, model.input_size)`); the
+        # metadata and the graph must agree, or the model would be fed pixels of the wrong size.
+        if not 32 <= self.input_size <= 1024 or self._graph_input_size not in (None, self.input_size):
             raise ModelError(
-                f"{self.path}: model expects {self.input_size}px input (graph: {self._graph_input_size}) "
-                f"but serving preprocesses to {INPUT_SIZE}px; re-export the model or fix preprocessing"
+                f"{self.path}: model metadata says {self.input_size}px input but the graph takes "
+                f"{self._graph_input_size}px; re-export the model"
             )
 
         mean = self._json_list(META_MEAN, default=list(MEAN))
@@ -321,6 +348,23 @@ class DamageModel:
             except ValueError:
                 logger.warning("%s: unparsable %s=%r", self.path, META_TEMPERATURE, meta[META_TEMPERATURE])
         self.architecture: str | None = meta.get(META_ARCHITECTURE)
+        self.fast_lane: dict[str, Any] | None = None
+        if META_FAST_LANE in meta:
+            try:
+                fast_lane = json.loads(meta[META_FAST_LANE])
+                thresholds = {
+                    Decimal(rate): None if t is None else Decimal(str(t))
+                    for rate, t in fast_lane["thresholds"].items()
+                }
+                gate = fast_lane.get("gate_threshold")
+            except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+                raise ModelError(f"{self.path}: unreadable {META_FAST_LANE}: {exc}") from None
+            self.fast_lane = fast_lane
+            self.fast_lane_thresholds: dict[Decimal, Decimal | None] | None = thresholds
+            self.gate_threshold: float | None = None if gate is None else float(gate)
+        else:
+            self.fast_lane_thresholds = None
+            self.gate_threshold = None
 
     def _json_list(self, key: str, default: list[Any]) -> list[Any]:
         if key not in self.metadata:
@@ -370,25 +414,52 @@ class DamageModel:
             return np.zeros((0, NUM_GRADES)), None
         return np.concatenate(probs), np.concatenate(maps)
 
+    def assess(self, batch: np.ndarray) -> Assessment:
+        """Grades, damage maps and the photo gate's verdicts of preprocessed inputs, in one session
+        run per chunk (the gate shares the backbone's features, so it costs nothing extra)."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        probs_parts, map_parts, problems = [], [], []
+        for i in range(0, len(batch), self.max_batch):
+            chunk = batch[i : i + self.max_batch]
+            names = [self._output]
+            if self.has_damage_map:
+                names.append(OUTPUT_DAMAGE_MAP)
+            if self.has_gate:
+                names += [OUTPUT_SCENE, OUTPUT_QUALITY]
+            results = self.session.run(names, {INPUT_NAME: chunk})
+            probs_parts.append(self._grade_probs(np.asarray(results[0], dtype=np.float64), len(chunk)))
+            if self.has_damage_map:
+                map_parts.append(np.asarray(results[1], dtype=np.float32))
+            if self.has_gate:
+                scene = np.asarray(results[-2], dtype=np.float64)
+                quality = np.asarray(results[-1], dtype=np.float64)
+                problems += gate_problems(scene, quality, self.gate_threshold)
+            else:
+                problems += [None] * len(chunk)
+        probs = np.concatenate(probs_parts) if probs_parts else np.zeros((0, NUM_GRADES))
+        maps = np.concatenate(map_parts) if map_parts else None
+        return Assessment(probs, maps, problems)
+
     def _run(self, batch: np.ndarray, *, with_map: bool = False):
         names = [self._output, OUTPUT_DAMAGE_MAP] if with_map else [self._output]
         results = self.session.run(names, {INPUT_NAME: batch})
-        out = np.asarray(results[0], dtype=np.float64)
+        out = self._grade_probs(np.asarray(results[0], dtype=np.float64), len(batch))
+        if with_map:
+            return out, np.asarray(results[1], dtype=np.float32)
+        return out
+
+    def _grade_probs(self, out: np.ndarray, n: int) -> np.ndarray:
         if self._output == OUTPUT_P_GE:
             out = grade_probs_from_exceedance(out)
-        if out.shape != (len(batch), NUM_GRADES):
+        if out.shape != (n, NUM_GRADES):
             raise ModelError(
-                f"{self.path}: expected grade probabilities of shape "
-                f"{(len(batch), NUM_GRADES)}, got {out.shape}"
+                f"{self.path}: expected grade probabilities of shape {(n, NUM_GRADES)}, got {out.shape}"
             )
         if not np.all(np.isfinite(out)):
             raise ModelError(f"{self.path}: model produced non-finite probabilities")
         # Renormalise in float64: the float32 rows sum to 1 only within ~1e-7.
         out = np.clip(out, 0.0, 1.0)
-        out = out / out.sum(axis=1, keepdims=True)
-        if with_map:
-            return out, np.asarray(results[1], dtype=np.float32)
-        return out
+        return out / out.sum(axis=1, keepdims=True)
 
     def predict_images(
         self, sources: Iterable[ImageSource], *, batch_size: int | None = None
@@ -439,6 +510,28 @@ class DamageModel:
             )
             row += 1
         return results
+
+
+def gate_problems(scene: np.ndarray, quality: np.ndarray, threshold: float | None) -> list[str | None]:
+    """The photo gate's verdict per photo from its scene and quality probabilities.
+
+    Usable when P(parcel) x P(ok) >= threshold (0.5 when the model names none). An unusable photo's
+    problem is `not_a_parcel` when the scene is the weaker factor, else its most likely quality
+    problem: what the customer should change when retaking it.
+    """
+    t = 0.5 if threshold is None else threshold
+    p_parcel = scene[:, SCENES.index("parcel")]
+    p_ok = quality[:, QUALITIES.index("ok")]
+    out: list[str | None] = []
+    for i in range(len(scene)):
+        if p_parcel[i] * p_ok[i] >= t:
+            out.append(None)
+        elif p_parcel[i] <= p_ok[i]:
+            out.append("not_a_parcel")
+        else:
+            worst = 1 + int(np.argmax(quality[i, 1:]))
+            out.append(QUALITIES[worst])
+    return out
 
 
 def _source_name(source: ImageSource, index: int) -> str:

@@ -64,14 +64,18 @@ from claims.lifecycle import Actor, ClaimState
 from claims.policy import (
     Decision,
     Offer,
+    PhotoProblem,
+    PolicyConfig,
     ReasonCode,
     Review,
+    UnusablePhoto,
+    certified_threshold,
     combine_photos,
     decide,
     describe,
 )
 from models.heatmaps import render_heatmap
-from models.inference import ModelError
+from models.inference import DamageModel, ModelError
 from models.preprocessing import ImageError, preprocess
 from storage.objects import ObjectNotFound, ObjectStoreUnavailable
 from storage.review import mark_entered_review
@@ -195,7 +199,17 @@ def _evaluate(services: Services, snap: _Snapshot) -> _Result:
     if not snap.photos:
         return _unavailable(services, ["the claim has no photos"])
 
-    # Read and decode first: an unavailable store raises here and the task is retried.
+    try:
+        # One model for the whole claim, even if a new champion is swapped in meanwhile: the
+        # model_version recorded is the one that graded. Loaded first: photos are decoded at its size.
+        model = services.model()
+    except ObjectStoreUnavailable:
+        raise  # the model registry cannot be read yet: transient, the task is retried
+    except ModelError as exc:
+        logger.error("damage model unavailable, sending to review: %s", exc)
+        return _unavailable(services, [f"model: {exc}"])
+
+    # Read and decode: an unavailable store raises here and the task is retried.
     arrays: list[np.ndarray] = []
     problems: list[str] = []
     for photo in snap.photos:
@@ -205,7 +219,7 @@ def _evaluate(services: Services, snap: _Snapshot) -> _Result:
             problems.append(f"photo {photo.id}: original {photo.original_key!r} is missing")
             continue
         try:
-            arrays.append(preprocess(data))
+            arrays.append(preprocess(data, model.input_size))
         except ImageError as exc:
             problems.append(f"photo {photo.id}: {exc}")
     if problems:
@@ -214,10 +228,8 @@ def _evaluate(services: Services, snap: _Snapshot) -> _Result:
 
     batch = np.stack(arrays)
     try:
-        # One model for the whole claim, even if a new champion is swapped in meanwhile: the
-        # model_version recorded is the one that graded.
-        model = services.model()
-        probs, maps = model.predict_with_maps(batch)
+        assessed = model.assess(batch)
+        probs, maps = assessed.probs, assessed.maps
     except ObjectStoreUnavailable:
         raise  # the model registry cannot be read yet: transient, the task is retried
     except ModelError as exc:
@@ -234,7 +246,10 @@ def _evaluate(services: Services, snap: _Snapshot) -> _Result:
     # Combine the rounded values: the recorded per-photo probabilities reproduce the decision.
     try:
         claim_probs = [round(p, PROB_DECIMALS) for p in combine_photos(list(per_photo.values()))]
-        decision = decide(claim_probs, snap.declared_value, snap.currency, services.policy)
+        unusable = unusable_photos([p.id for p in snap.photos], assessed.problems)
+        decision = decide_with_model(
+            model, claim_probs, snap.declared_value, snap.currency, services.policy, unusable
+        )
     except ValueError as exc:
         # Input the policy refuses (the API validates it, so this is a bug or old data): a person
         # decides, rather than a task failing on every retry.
@@ -258,6 +273,42 @@ def _evaluate(services: Services, snap: _Snapshot) -> _Result:
             declared_value=snap.declared_value,
             currency=snap.currency,
         ),
+    )
+
+
+def unusable_photos(photo_ids: Sequence[str], problems: Sequence[str | None]) -> tuple[UnusablePhoto, ...]:
+    """The photos the model's photo gate refused, numbered as the customer sent them."""
+    return tuple(
+        UnusablePhoto(position, photo_id, PhotoProblem(problem))
+        for position, (photo_id, problem) in enumerate(zip(photo_ids, problems, strict=True), start=1)
+        if problem is not None
+    )
+
+
+def offer_threshold(model: DamageModel, policy: PolicyConfig) -> Decimal | None:
+    """The offer threshold the policy applies to this model's grades.
+
+    A model that publishes certified thresholds (`claimlane.fast_lane`, v2 models) gets the one for
+    the policy's `max_overpay_rate`, or None (no fast lane) when it certifies none; an older model
+    without them gets the policy's fixed `confidence_threshold`, as before.
+    """
+    thresholds = getattr(model, "fast_lane_thresholds", None)
+    if thresholds is None:
+        return policy.confidence_threshold
+    return certified_threshold(thresholds, policy.max_overpay_rate)
+
+
+def decide_with_model(
+    model: DamageModel,
+    claim_probs: Sequence[float],
+    declared_value: Decimal,
+    currency: str,
+    policy: PolicyConfig,
+    unusable: Sequence[UnusablePhoto] = (),
+) -> Decision:
+    """The policy's decision on one model's grades: its certified threshold and its photo gate."""
+    return decide(
+        claim_probs, declared_value, currency, policy, threshold=offer_threshold(model, policy), unusable=unusable
     )
 
 
@@ -314,13 +365,19 @@ def decision_record(decision: Decision) -> dict[str, Any]:
             ],
             "explanation": describe(decision),
         }
-    return {
+    record: dict[str, Any] = {
         "kind": "review",
         "grade": decision.grade,
         "confidence": confidence,
         "reasons": [str(r) for r in decision.reasons],
         "explanation": describe(decision),
     }
+    if decision.retake:
+        record["retake"] = [
+            {"position": p.position, "photo_id": p.photo_id, "problem": str(p.problem), "message": p.message}
+            for p in decision.retake
+        ]
+    return record
 
 
 def _record(services: Services, claim_id: str, result: _Result) -> Outcome:

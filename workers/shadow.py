@@ -26,7 +26,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from claims.policy import Decision, combine_photos, decide
+from claims.policy import Decision, combine_photos
 from models.grades import GRADE_NAMES, NUM_GRADES
 from models.inference import DamageModel
 from storage.tables import ShadowPrediction
@@ -77,12 +77,20 @@ def grade_with_challenger(
         challenger = services.challenger_model()
         if challenger is None or challenger is champion or challenger.version == champion.version:
             return None
-        from workers.assessment import decision_record  # the same record the claim stores
+        # the same record the claim stores, the same threshold and gate rules
+        from workers.assessment import decide_with_model, decision_record, unusable_photos
 
-        probs = challenger.predict_arrays(batch)
-        per_photo = [[round(float(p), PROB_DECIMALS) for p in row] for row in probs]
+        if challenger.input_size != champion.input_size:
+            logger.info(
+                "shadow: challenger %s takes %spx input, the champion's photos were decoded at %spx; "
+                "not scored", challenger.version, challenger.input_size, champion.input_size,
+            )  # fmt: skip
+            return None
+        assessed = challenger.assess(batch)
+        per_photo = [[round(float(p), PROB_DECIMALS) for p in row] for row in assessed.probs]
         claim_probs = [round(p, PROB_DECIMALS) for p in combine_photos(per_photo)]
-        decision = decide(claim_probs, declared_value, currency, services.policy)
+        unusable = unusable_photos([str(i) for i in range(len(per_photo))], assessed.problems)
+        decision = decide_with_model(challenger, claim_probs, declared_value, currency, services.policy, unusable)
         champion_record = decision_record(champion_decision)
         challenger_record = decision_record(decision)
         return ShadowOutcome(

@@ -57,6 +57,7 @@ from api.schemas import (
     OptionView,
     PhotosAdded,
     PhotoView,
+    RetakeView,
     ReviewView,
     TimelineEntry,
 )
@@ -153,6 +154,7 @@ def _decision_view(
     return ReviewView(
         reasons=[str(r) for r in decision.get("reasons", [])],
         explanation=str(decision.get("explanation", "")),
+        retake=[RetakeView(**r) for r in decision.get("retake", [])],
     )
 
 

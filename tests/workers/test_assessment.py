@@ -283,9 +283,11 @@ def test_concurrent_workers_record_one_assessment(any_db_services: Services, mon
 
     class Together:
         version = model.version
+        input_size = model.input_size
+        fast_lane_thresholds = model.fast_lane_thresholds
 
-        def predict_with_maps(self, batch):
-            out = model.predict_with_maps(batch)
+        def assess(self, batch):
+            out = model.assess(batch)
             barrier.wait()  # both have graded before either records
             return out
 
