@@ -16,6 +16,7 @@ def tiny_model_proto(
     *,
     architecture: str = "tiny-gap-gemm",
     extra_props: dict[str, str] | None = None,
+    gate: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
 ):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
@@ -48,14 +49,34 @@ def tiny_model_proto(
         helper.make_node("Pad", ["p_ge", "pad_back", "zero"], ["lower"], mode="constant"),
         helper.make_node("Sub", ["upper", "lower"], ["grade_probs"]),
     ]
+    outputs = [
+        helper.make_tensor_value_info("grade_probs", TensorProto.FLOAT, ["N", 4]),
+        helper.make_tensor_value_info("p_ge", TensorProto.FLOAT, ["N", 3]),
+    ]
+    if gate is not None:
+        # The v2 photo gate: (scene W, scene b, quality W, quality b) on the per-channel means.
+        ws, bs, wq, bq = (np.asarray(a, dtype=np.float32) for a in gate)
+        initializers += [
+            numpy_helper.from_array(ws, "WS"),
+            numpy_helper.from_array(bs, "BS"),
+            numpy_helper.from_array(wq, "WQ"),
+            numpy_helper.from_array(bq, "BQ"),
+        ]
+        nodes += [
+            helper.make_node("Gemm", ["features", "WS", "BS"], ["scene_logits"]),
+            helper.make_node("Softmax", ["scene_logits"], ["scene_probs"], axis=1),
+            helper.make_node("Gemm", ["features", "WQ", "BQ"], ["quality_logits"]),
+            helper.make_node("Softmax", ["quality_logits"], ["quality_probs"], axis=1),
+        ]
+        outputs += [
+            helper.make_tensor_value_info("scene_probs", TensorProto.FLOAT, ["N", 4]),
+            helper.make_tensor_value_info("quality_probs", TensorProto.FLOAT, ["N", 4]),
+        ]
     graph = helper.make_graph(
         nodes,
         "claimlane_tiny",
         inputs=[helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 224, 224])],
-        outputs=[
-            helper.make_tensor_value_info("grade_probs", TensorProto.FLOAT, ["N", 4]),
-            helper.make_tensor_value_info("p_ge", TensorProto.FLOAT, ["N", 3]),
-        ],
+        outputs=outputs,
         initializer=initializers,
     )
     model = helper.make_model(
