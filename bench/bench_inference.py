@@ -34,6 +34,7 @@ from models.inference import DamageModel, ModelError, load_model  # noqa: E402
 from models.preprocessing import INPUT_SIZE, preprocess, to_input  # noqa: E402
 
 NA_EAGER = "n/a (train extra or checkpoint missing)"
+ONE_CORE_BUDGET_MS = 25.0
 
 
 @dataclass
@@ -82,12 +83,12 @@ def synthetic_photo_jpeg(width: int = 4000, height: int = 3000, seed: int = 0) -
     return buf.getvalue()
 
 
-def preprocess_full_decode(data: bytes) -> np.ndarray:
+def preprocess_full_decode(data: bytes, size: int = INPUT_SIZE) -> np.ndarray:
     """The naive path: decode every pixel of the JPEG, then resize (no draft mode)."""
     with Image.open(io.BytesIO(data)) as img:
         img.load()
         upright = ImageOps.exif_transpose(img).convert("RGB")
-    return to_input(upright, INPUT_SIZE)
+    return to_input(upright, size)
 
 
 def load_eager(model: DamageModel):
@@ -131,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     timing = {"iters": args.iters, "warmup": args.warmup}
     rng = np.random.default_rng(0)
-    inputs = {b: rng.uniform(-1, 1, size=(b, 3, INPUT_SIZE, INPUT_SIZE)).astype(np.float32) for b in (1, 8)}
+    size = model.input_size
+    inputs = {b: rng.uniform(-1, 1, size=(b, 3, size, size)).astype(np.float32) for b in (1, 8)}
 
     rows: list[tuple[str, int, Timing | None, str]] = []  # (case, batch, timing, ratio or n/a text)
     ort_t = {b: time_calls(lambda b=b: model.predict_arrays(inputs[b]), batch=b, **timing) for b in (1, 8)}
@@ -147,17 +149,24 @@ def main(argv: list[str] | None = None) -> int:
                 return net(torch.from_numpy(inputs[b]))
 
         eager_t = {b: time_calls(lambda b=b: run_eager(b), batch=b, **timing) for b in (1, 8)}
-        diff = np.abs(model.predict_arrays(inputs[8]) - run_eager(8)[0].double().numpy()).max()
+        diff = np.abs(model.predict_arrays(inputs[8]) - run_eager(8)[0].double().numpy()).max()  # grade_probs first
         notes.append(f"max |ONNX Runtime - eager| grade probability on the batch-8 input: {diff:.2e}")
     for b in (1, 8):
         rows.append(("ONNX Runtime", b, ort_t[b], fmt_ratio(ort_t[b], eager_t[b], "vs eager")))
+    # The model's budget (issue 11): at most 25 ms per photo on one core.
+    one_core = DamageModel(model.path, intra_op_num_threads=1, inter_op_num_threads=1)
+    one_t = time_calls(lambda: one_core.predict_arrays(inputs[1]), batch=1, **timing)
+    budget = f"budget {ONE_CORE_BUDGET_MS:.0f} ms: {'within' if one_t.p50_ms <= ONE_CORE_BUDGET_MS else 'OVER'}"
+    rows.append(("ONNX Runtime, one core", 1, one_t, budget))
+    size_mb = model.path.stat().st_size / 1e6
+    notes.append(f"model.onnx is {size_mb:.1f} MB (budget 30 MB), input {size}x{size} px")
     for b in (1, 8):
         rows.append(("PyTorch eager", b, eager_t[b], "baseline" if eager_t[b] else reason))
 
     jpeg = synthetic_photo_jpeg()
-    draft_t = time_calls(lambda: preprocess(jpeg), batch=1, **timing)
+    draft_t = time_calls(lambda: preprocess(jpeg, size), batch=1, **timing)
     full_t = time_calls(lambda: preprocess_full_decode(jpeg), batch=1, **timing)
-    diff = np.abs(preprocess(jpeg) - preprocess_full_decode(jpeg)).mean()
+    diff = np.abs(preprocess(jpeg, size) - preprocess_full_decode(jpeg, size)).mean()
     notes.append(f"draft vs full decode: mean |input difference| {diff:.4f} (pixels in [-1, 1])")
     rows.append(
         ("12 MP JPEG decode+preprocess, draft mode", 1, draft_t, fmt_ratio(draft_t, full_t, "vs full"))

@@ -66,7 +66,9 @@ def extract(
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Global-average-pooled feature maps, float32 (N, C), in the order of `paths`."""
+    """Pooled feature maps, float32 (N, 2C): the global average, then the global maximum, in the
+    order of `paths`. Why the maximum too: a crushed corner covers a few cells of the feature map,
+    and averaging over the whole photo dilutes it; the maximum keeps it."""
     backbone.eval()
     out: list[np.ndarray] = []
     for start in range(0, len(paths), batch_size):
@@ -75,7 +77,8 @@ def extract(
             [to_input(apply_view(load_image(p, min_side=size), view, _seed(str(p), view)), size) for p in chunk]
         )
         fmap = backbone.feature_map(torch.from_numpy(batch))
-        out.append(fmap.mean(dim=(2, 3)).numpy().astype(np.float32))
+        pooled = torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
+        out.append(pooled.numpy().astype(np.float32))
         if progress:
             progress(len(chunk))
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
@@ -92,7 +95,7 @@ def cached(
 ) -> np.ndarray:
     """extract() through a cache keyed by the backbone, size, view and the exact list of files."""
     digest = hashlib.sha256("\n".join(str(p) for p in paths).encode()).hexdigest()[:16]
-    path = cache_dir / f"features-{key}-{size}-{view}-{digest}.npy"
+    path = cache_dir / f"pooled-{key}-{size}-{view}-{digest}.npy"
     if path.exists():
         return np.load(path)
     cache_dir.mkdir(parents=True, exist_ok=True)
