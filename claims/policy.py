@@ -42,7 +42,7 @@ GRADE_NAMES: tuple[str, ...] = ("none", "cosmetic", "structural", "severe")
 
 # The policy file shipped with the code. Computing a path is not I/O; the caller reads the file.
 POLICIES_DIR = Path(__file__).resolve().parent / "policies"
-DEFAULT_POLICY_FILE = POLICIES_DIR / "2026-11-v1.toml"
+DEFAULT_POLICY_FILE = POLICIES_DIR / "2026-12-v2.toml"
 
 # How far a probability vector's sum may be from 1. Model outputs are float32 and may be rounded to
 # 6 decimals on the way (JSON), so an exact sum is not to be expected; anything further off is a bug.

@@ -99,11 +99,20 @@ def ltt_threshold(
     eligible = np.asarray(eligible, dtype=bool)
     grid = sorted(grid if grid is not None else np.round(np.arange(0.995, 0.499, -0.005), 3), reverse=True)
     best: ThresholdChoice | None = None
+    # The fewest offers that could ever certify alpha (no error at all): thresholds offering fewer are
+    # skipped rather than tested. Which thresholds are skipped depends on the scores only, never on
+    # the labels, so the sequence is still fixed before any label is looked at; without the skip, the
+    # strictest thresholds (a handful of offers) would end the sequence before it reached any power.
+    n_min = 1
+    while binomial_p_value(0, n_min, alpha) > delta:
+        n_min += 1
     for lam in grid:
         offered = offered_grades(p_ge, lam, fast_lane_grades)
         made = offered != NO_OFFER
         wrong = made & ((offered > true_grade) | ~eligible)
         n, k = int(made.sum()), int(wrong.sum())
+        if n < n_min:
+            continue
         if binomial_p_value(k, n, alpha) > delta:
             break
         best = ThresholdChoice(float(lam), alpha, delta, len(p_ge), n, k, clopper_pearson_upper(k, n, delta))

@@ -138,11 +138,15 @@ def test_defaults() -> None:
 
 
 def test_shipped_policy_file_equals_the_defaults() -> None:
-    assert DEFAULT_POLICY_FILE.name == "2026-11-v1.toml"
-    config = parse_policy(DEFAULT_POLICY_FILE.read_text(encoding="utf-8"))
+    """2026-11-v1 is the code's defaults; the shipped default 2026-12-v2 adds only the v2 fast-lane
+    rule (tests/claims/test_policy_v2.py)."""
+    assert DEFAULT_POLICY_FILE.name == "2026-12-v2.toml"
+    v2 = parse_policy(DEFAULT_POLICY_FILE.read_text(encoding="utf-8"))
+    assert dataclasses.replace(v2, version="2026-11-v1", fast_lane_rule="most_likely") == DEFAULTS
+    config = parse_policy((DEFAULT_POLICY_FILE.parent / "2026-11-v1.toml").read_text(encoding="utf-8"))
     assert config == DEFAULTS
     assert hash(config) == hash(DEFAULTS)
-    assert config.version == DEFAULT_POLICY_FILE.stem
+    assert config.version == "2026-11-v1"
     for value in (*config.grade_fractions, config.confidence_threshold, config.store_credit_bonus):
         assert type(value) is Decimal
     assert all(
@@ -150,7 +154,7 @@ def test_shipped_policy_file_equals_the_defaults() -> None:
     )
 
 
-SHIPPED = DEFAULT_POLICY_FILE.read_text(encoding="utf-8")
+SHIPPED = (DEFAULT_POLICY_FILE.parent / "2026-11-v1.toml").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(
