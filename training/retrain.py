@@ -56,6 +56,11 @@ def _champion_checkpoint(services: Services) -> tuple[str | None, Path | None, s
     if not checkpoint.is_file():
         return champion, None, None
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if state.get("format") == "grading-v2":
+        # A v2 champion (training.grading) stores heads on a frozen ImageNet backbone, not a network
+        # this loop can fine-tune: it starts from ImageNet instead (and says so).
+        print(f"champion {champion} is a v2 model (training.grading): its heads cannot seed this loop")
+        return champion, None, None
     return champion, checkpoint, state.get("arch")
 
 
