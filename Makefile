@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 PORT ?= 8000
 CONFIG ?= training/configs/starter.toml
 
-.PHONY: run test bench train lint clean chromium blender services
+.PHONY: run test bench train train-v1 lint clean chromium blender services
 
 $(PY):
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -52,7 +52,13 @@ bench: $(VENV)/.dev-installed
 	$(PY) bench/bench_inference.py
 	$(PY) bench/bench_claims.py
 
-train: $(VENV)/.dev-installed blender
+# The bundled model (v2): real by-eye grades, photo gate, certified fast-lane thresholds. Photos of
+# training/data/sources.csv are used when rebuilt under runs/sources (python -m training.sources).
+train: $(VENV)/.dev-installed
+	$(PY) -m training.grading train
+
+# The v1 recipe (end-to-end fine-tuning with synthetic and rendered parcels).
+train-v1: $(VENV)/.dev-installed blender
 	$(PY) -m training.train --config $(CONFIG)
 
 lint: $(VENV)/.dev-installed

@@ -81,6 +81,7 @@ RECIPES = {
         Recipe("lite0-224-parcels", "imagenet-l0", 224, grade_scenes=("parcel",)),
         Recipe("v1backbone-224", "bundled-l0", 224),
         Recipe("v1backbone-224-parcels", "bundled-l0", 224, grade_scenes=("parcel",)),
+        Recipe("lite2-224", "imagenet-l2", 224),
         Recipe("lite2-260", "imagenet-l2", 260),
         Recipe("lite2-260-parcels", "imagenet-l2", 260, grade_scenes=("parcel",)),
         Recipe("lite2-260-C0.01", "imagenet-l2", 260, C=0.01),
