@@ -55,7 +55,7 @@ bench: $(VENV)/.dev-installed
 # The bundled model (v2): real by-eye grades, photo gate, certified fast-lane thresholds. Photos of
 # training/data/sources.csv are used when rebuilt under runs/sources (python -m training.sources).
 train: $(VENV)/.dev-installed
-	$(PY) -m training.grading train
+	$(PY) -m training.grading train --recipe lite2-224
 
 # The v1 recipe (end-to-end fine-tuning with synthetic and rendered parcels).
 train-v1: $(VENV)/.dev-installed blender
