@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from claims.policy import certified_threshold
 from models.fastlane import NO_OFFER, offered_grades
 from models.grades import most_likely_grade
 from models.inference import DamageModel, Prediction
@@ -171,11 +172,11 @@ def _offers(
     """The grade each photo would be offered under the model's fast-lane rule, or NO_OFFER."""
     thresholds = getattr(model, "fast_lane_thresholds", None)
     if thresholds is not None:
-        usable = [(r, t) for r, t in thresholds.items() if r <= max_overpay_rate and t is not None]
-        if not usable:
+        certified = certified_threshold(thresholds, max_overpay_rate)  # the policy's own lookup
+        if certified is None:
             return np.full(len(p), NO_OFFER)
         p_ge = np.cumsum(p[:, ::-1], axis=1)[:, ::-1][:, 1:]
-        return offered_grades(p_ge, float(max(usable)[1]), sorted(lanes))
+        return offered_grades(p_ge, float(certified), sorted(lanes))
     pred = most_likely_grade(p)
     top = p[np.arange(len(p)), pred]
     fast = [

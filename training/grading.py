@@ -13,7 +13,7 @@ split in minutes, and the shipped model is still one ONNX graph, image in, grade
 The pipeline of `train`:
 1. heads on train+val with K group folds: out-of-fold predictions for every train+val photo;
 2. temperature scaling of the grade logits on those out-of-fold predictions;
-3. the photo gate's threshold: the lowest that lets at most `gate_max_pass` of unusable photos
+3. the photo gate's threshold: the lowest that lets at most a set share (`gate_levels`) of unusable photos
    (not a parcel, dark, blurred, too far) through, out of fold;
 4. the offer threshold by Learn-then-Test on the out-of-fold photos the gate passes
    (`models.fastlane.ltt_threshold`, alpha = `max_overpay_rate`), recorded in the model's metadata;
@@ -33,7 +33,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,6 @@ class Recipe:
     backbone: str  # bundled-l0 | imagenet-l0 | imagenet-l2
     size: int
     grade_scenes: tuple[str, ...] = ("parcel", "product_box", "not_a_photo", "other")
-    balance: float = 0.5  # (unused by the logistic heads, which balance classes themselves)
     C: float = 0.03  # inverse L2 strength of the logistic regressions
     # independent: one logistic score per threshold (damage present, structural, severe may rest on
     # different features), made monotone in the graph
@@ -94,13 +93,11 @@ RECIPES = {
 class GradingConfig:
     max_overpay_rate: float = 0.02
     delta: float = 0.1
-    gate_max_pass: float = 0.05
     gate_levels: tuple[float, ...] = (0.01, 0.02, 0.05)  # shares of unusable photos the gate may pass
     folds: int = 5
     cache_dir: Path = Path("runs/features")
     sources_dir: Path = Path("runs/sources")
     bundled_version: str = "efficientnetlite0-2026.12.02"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -227,16 +224,13 @@ class TrainSet:
     grade: np.ndarray  # -1: no grade supervision for this row
     scene: np.ndarray
     quality: np.ndarray
-    grade_weight: np.ndarray
 
 
 def build_trainset(ds: Dataset, feats: dict[str, np.ndarray], idx: np.ndarray, recipe: Recipe) -> TrainSet:
     """Rows of the training views: orig and flip carry every label; dark and blur carry the scene
     and their degraded quality, and no grade (damage may be invisible in them)."""
     grade_ok = np.isin(ds.scene[idx], [SCENES.index(s) for s in recipe.grade_scenes])
-    freq = np.bincount(ds.grade[idx][grade_ok], minlength=NUM_GRADES).astype(float)
-    w_grade = (freq.sum() / np.maximum(freq, 1) / NUM_GRADES) ** recipe.balance
-    xs, vs, gs, ss, qs, ws = [], [], [], [], [], []
+    xs, vs, gs, ss, qs = [], [], [], [], []
     for v, view in enumerate(("orig", "flip", "dark", "blur")):
         if view not in feats:
             continue
@@ -249,10 +243,8 @@ def build_trainset(ds: Dataset, feats: dict[str, np.ndarray], idx: np.ndarray, r
         else:
             gs.append(np.full(len(idx), -1))
             qs.append(np.full(len(idx), QUALITIES.index("dark" if view == "dark" else "blurred")))
-        ws.append(np.where(gs[-1] >= 0, w_grade[np.clip(gs[-1], 0, None)], 0.0))
     return TrainSet(
-        np.concatenate(xs), np.concatenate(vs), np.concatenate(gs), np.concatenate(ss), np.concatenate(qs),
-        np.concatenate(ws),
+        np.concatenate(xs), np.concatenate(vs), np.concatenate(gs), np.concatenate(ss), np.concatenate(qs)
     )  # fmt: skip
 
 
@@ -276,8 +268,8 @@ def fit_heads(ts: TrainSet, recipe: Recipe) -> Heads:
     z = (ts.x - mean) / std
     heads = Heads(ts.x.shape[1], mean, std, 0.0, recipe.ordinal)
 
-    def fit(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None):
-        return LogisticRegression(C=recipe.C, max_iter=3000, class_weight="balanced").fit(x, y, sample_weight=weight)
+    def fit(x: np.ndarray, y: np.ndarray):
+        return LogisticRegression(C=recipe.C, max_iter=3000, class_weight="balanced").fit(x, y)
 
     graded = ts.grade >= 0
     with torch.no_grad():
