@@ -169,10 +169,6 @@ class IndependentHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.linear = nn.Linear(dim, 3)
 
-    @property
-    def score(self) -> nn.Linear:  # the damage-present threshold's weights draw the damage map
-        return _FirstRow(self.linear)
-
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         logits = self.linear(self.dropout(z))
         if self.training:
@@ -183,11 +179,6 @@ class IndependentHead(nn.Module):
         return torch.cat([l1, l2, l3], dim=1)
 
 
-class _FirstRow:
-    def __init__(self, linear: nn.Linear) -> None:
-        self.weight = linear.weight[:1]
-
-
 class Heads(nn.Module):
     """On pooled features: the ordinal grade head and the photo gate (scene and quality).
 
@@ -196,7 +187,7 @@ class Heads(nn.Module):
     """
 
     def __init__(
-        self, dim: int, mean: np.ndarray, std: np.ndarray, dropout: float, ordinal: str = "coral"
+        self, dim: int, mean: np.ndarray, std: np.ndarray, dropout: float, ordinal: str = "independent"
     ) -> None:
         super().__init__()
         from training.networks import OrdinalHead
@@ -472,7 +463,7 @@ class GradingNet(nn.Module):
         z = self.heads.standardise(torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1))
         p_ge = torch.sigmoid(self.heads.grade(z) / self.temperature)
         channels = fmap.shape[1]
-        weight = self.heads.grade.score.weight[0] / self.heads.std
+        weight = self.heads.grade.linear.weight[0] / self.heads.std  # the damage-present threshold
         damage_map = torch.einsum("nchw,c->nhw", fmap, weight[:channels] + weight[channels:])
         scene = torch.softmax(self.heads.scene(z), dim=1)
         quality = torch.softmax(self.heads.quality(z), dim=1)
