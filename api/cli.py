@@ -21,11 +21,10 @@ Settings come from the environment (CLAIMLANE_*), as for the server.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
-from api.settings import Settings
+from config.settings import Settings
 
 
 def _settings() -> Settings:
@@ -109,7 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
         "api.main:create_app",
         factory=True,
         host=args.host,
-        port=args.port,
+        port=args.port if args.port is not None else _settings().port,
         log_level=args.log_level,
         proxy_headers=True,
     )
@@ -123,8 +122,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _services():
     """Services for a model command. Like the API and the workers at start, make sure the registry
     has a champion (the bundled model) first, so `model list` and `model retrain` see what serves."""
-    from workers.context import build_services
-    from workers.promotion import ensure_champion
+    from services.context import build_services
+    from services.promotion import ensure_champion
 
     services = build_services(_settings())
     if getattr(services, "uses_registry", False):
@@ -152,7 +151,7 @@ def _fmt_metric(value) -> str:
 
 
 def _model_list(args: argparse.Namespace) -> int:
-    from workers.promotion import overview
+    from services.promotion import overview
 
     services = _services()
     try:
@@ -193,7 +192,7 @@ def _model_list(args: argparse.Namespace) -> int:
 
 def _model_register(args: argparse.Namespace) -> int:
     from models.registry import RegistryError
-    from workers.promotion import register
+    from services.promotion import register
 
     services = _services()
     try:
@@ -218,7 +217,7 @@ def _print_gate(result) -> None:
 
 def _model_promote(args: argparse.Namespace) -> int:
     from models.registry import RegistryError
-    from workers.promotion import PromotionRefused, promote
+    from services.promotion import PromotionRefused, promote
 
     services = _services()
     try:
@@ -247,7 +246,7 @@ def _model_promote(args: argparse.Namespace) -> int:
 
 def _model_rollback(args: argparse.Namespace) -> int:
     from models.registry import RegistryError
-    from workers.promotion import registry_for, rollback
+    from services.promotion import registry_for, rollback
 
     services = _services()
     try:
@@ -264,7 +263,7 @@ def _model_rollback(args: argparse.Namespace) -> int:
 
 def _model_challenger(args: argparse.Namespace) -> int:
     from models.registry import RegistryError
-    from workers.promotion import set_challenger
+    from services.promotion import set_challenger
 
     services = _services()
     try:
@@ -279,7 +278,7 @@ def _model_challenger(args: argparse.Namespace) -> int:
 
 def _model_evalset(args: argparse.Namespace) -> int:
     from models.registry import RegistryError
-    from workers.promotion import registry_for
+    from services.promotion import registry_for
 
     services = _services()
     try:
@@ -363,13 +362,6 @@ def _dataset_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_port() -> int:
-    try:
-        return int(os.environ.get("PORT", "8000"))
-    except ValueError:
-        return 8000
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="claimlane", description="ClaimLane: automated parcel-damage claims."
@@ -392,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=_default_port(), help="default: $PORT or 8000")
+    serve.add_argument("--port", type=int, default=None, help="default: $PORT, $CLAIMLANE_PORT or 8000")
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from api.errors import Forbidden, ServiceUnavailable, Unauthorized
 from api.security import authenticate
-from api.settings import Settings
+from config.settings import Settings
 from storage.tables import User
-from workers.context import Services
-from workers.dispatch import Dispatcher
+from services.context import Services
+from services.dispatch import Dispatcher
 
 
 def _state(request: Request, name: str):

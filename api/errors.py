@@ -1,4 +1,5 @@
-"""Errors: one exception family for the API, and ONE installer of every exception handler.
+"""Errors: the HTTP face of the one error family (`claims.errors`), and ONE installer of every
+exception handler.
 
 Every error the service answers has the same JSON shape, whatever raised it::
 
@@ -9,7 +10,9 @@ Every error the service answers has the same JSON shape, whatever raised it::
 
 Mapping (see `install_error_handlers`):
 
-- `AppError` and its subclasses: their own status, code, message, headers;
+- the one error family (`claims.errors.ClaimLaneError` and its subclasses, raised by the services):
+  the status of `STATUS_OF`, their code, message and details, Retry-After when they carry one;
+  `HttpError` (web-only answers such as the console's login redirect): its own status and headers;
 - `RequestValidationError` (FastAPI's parameter/body validation): 422 naming every bad field;
 - `claims.lifecycle.IllegalTransition`: 409;
 - `claims.money.MoneyError`: 422;
@@ -39,6 +42,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from claims.errors import (
+    BadRequest,
+    ClaimLaneError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+    Unprocessable,
+)
 from claims.lifecycle import IllegalTransition
 from claims.money import MoneyError
 from models.preprocessing import ImageError
@@ -50,83 +64,46 @@ DEFAULT_RETRY_AFTER_S = 5
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-class AppError(Exception):
-    """An error the API answers on purpose: an HTTP status, a machine code and a human message."""
+class HttpError(ClaimLaneError):
+    """An answer only the web layer gives (a redirect to the console's login page): its own status
+    and headers. Use cases never raise it; they raise the `claims.errors` family."""
 
     status_code: int = 500
-    code: str = "internal_error"
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        details: Any = None,
-        headers: dict[str, str] | None = None,
-        status_code: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-        if status_code is not None:
-            self.status_code = status_code
-        self.details = details
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
         self.headers = dict(headers or {})
 
 
-class BadRequest(AppError):
-    status_code = 400
-    code = "bad_request"
+# Each member of the family and its HTTP status (the most specific class listed wins).
+STATUS_OF: dict[type[ClaimLaneError], int] = {
+    BadRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    PayloadTooLarge: 413,
+    Unprocessable: 422,
+    ServiceUnavailable: 503,
+}
 
 
-class Unauthorized(AppError):
-    status_code = 401
-    code = "unauthorized"
-
-    def __init__(self, message: str = "a valid API key is required", **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.headers.setdefault("WWW-Authenticate", "Bearer")
-
-
-class Forbidden(AppError):
-    status_code = 403
-    code = "forbidden"
+def status_of(exc: ClaimLaneError) -> int:
+    if isinstance(exc, HttpError):
+        return exc.status_code
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return 500
 
 
-class NotFound(AppError):
-    status_code = 404
-    code = "not_found"
-
-
-class Conflict(AppError):
-    status_code = 409
-    code = "conflict"
-
-
-class PayloadTooLarge(AppError):
-    status_code = 413
-    code = "payload_too_large"
-
-
-class Unprocessable(AppError):
-    status_code = 422
-    code = "unprocessable"
-
-
-class ServiceUnavailable(AppError):
-    status_code = 503
-    code = "service_unavailable"
-
-    def __init__(
-        self,
-        message: str = "the service is temporarily unavailable; retry later",
-        *,
-        retry_after: int = DEFAULT_RETRY_AFTER_S,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(message, **kwargs)
-        self.headers.setdefault("Retry-After", str(retry_after))
+def headers_of(exc: ClaimLaneError) -> dict[str, str]:
+    headers = dict(exc.headers) if isinstance(exc, HttpError) else {}
+    if exc.retry_after is not None:
+        headers.setdefault("Retry-After", str(exc.retry_after))
+    if isinstance(exc, Unauthorized):
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    return headers
 
 
 # --------------------------------------------------------------------------------------------------
@@ -243,8 +220,8 @@ def _summary(details: list[dict[str, str]]) -> str:
 # Handlers
 
 
-async def _app_error(request: Request, exc: AppError) -> JSONResponse:
-    return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers or None)
+async def _app_error(request: Request, exc: ClaimLaneError) -> JSONResponse:
+    return error_response(status_of(exc), exc.code, exc.message, exc.details, headers_of(exc) or None)
 
 
 async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -314,7 +291,7 @@ def install_error_handlers(app: FastAPI) -> None:
     from storage.objects import ObjectStoreUnavailable
 
     app.add_middleware(RequestIdMiddleware)
-    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(ClaimLaneError, _app_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(IllegalTransition, _illegal_transition)
     app.add_exception_handler(MoneyError, _money_error)
@@ -333,3 +310,21 @@ def error_responses(descriptions: dict[int, str], *codes: int) -> dict[int | str
     return {
         code: {"model": ErrorResponse, "description": descriptions[code]} for code in sorted({*codes, 422})
     }
+
+
+__all__ = [
+    "BadRequest",
+    "ClaimLaneError",
+    "Conflict",
+    "Forbidden",
+    "HttpError",
+    "NotFound",
+    "PayloadTooLarge",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "Unprocessable",
+    "error_response",
+    "error_responses",
+    "install_error_handlers",
+    "status_of",
+]

@@ -25,8 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import console
 from api.errors import error_response, install_error_handlers
 from api.routers import admin, claims, health, review
-from api.settings import Settings
-from workers.context import Services, build_services
+from config.settings import Settings
+from services.context import Services, build_services
 from workers.dispatch import Dispatcher, make_dispatcher
 from workers.tasks import requeue_stale_claims
 
@@ -158,7 +158,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(claims.router)
     app.include_router(review.router)  # the adjusters' JSON API (/v1/review/...)
-    # The adjusters' review console (server-rendered pages over api.reviewing) and its assets.
+    # The adjusters' review console (server-rendered pages over services.reviewing) and its assets.
     app.mount("/console/static", StaticFiles(directory=console.STATIC_DIR), name="console-static")
     app.include_router(console.router)
     app.include_router(admin.router)  # administrators: the model registry (/v1/admin/models...)

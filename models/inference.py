@@ -39,7 +39,9 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from pydantic import ValidationError
 
+from config.settings import Settings
 from models.grades import GRADE_NAMES, NUM_GRADES, grade_probs_from_exceedance, most_likely_grade
 from models.preprocessing import INPUT_SIZE, MEAN, STD, ImageError, ImageSource, preprocess
 
@@ -51,9 +53,8 @@ CHECKSUM_FILENAME = "SHA256SUMS"
 DEFAULT_MAX_BATCH = 16
 PROB_DECIMALS = 6
 
+# The settings (config.settings) that name the served model and ONNX Runtime's thread pools.
 ENV_MODEL_PATH = "CLAIMLANE_MODEL_PATH"
-ENV_INTRA_THREADS = "CLAIMLANE_ORT_INTRA_THREADS"
-ENV_INTER_THREADS = "CLAIMLANE_ORT_INTER_THREADS"
 
 INPUT_NAME = "image"
 OUTPUT_GRADE_PROBS = "grade_probs"
@@ -142,9 +143,9 @@ def default_model_path(weights_dir: str | os.PathLike[str] | None = None) -> Pat
     Raises ModelError when there is none, so a missing model fails loudly at start-up rather than at
     the first claim.
     """
-    env = os.environ.get(ENV_MODEL_PATH, "").strip()
-    if env:
-        return _model_file(env)
+    configured = Settings().model_path
+    if configured is not None and str(configured).strip():
+        return _model_file(configured)
     root = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     folders = root.iterdir() if root.is_dir() else ()
     candidates = sorted(
@@ -208,15 +209,9 @@ def _model_file(path: str | os.PathLike[str]) -> Path:
     return p.resolve()
 
 
-def _threads_from_env(name: str, value: int | None) -> int:
+def _thread_count(value: int | None, configured: int) -> int:
     if value is None:
-        raw = os.environ.get(name, "").strip()
-        if not raw:
-            return 0
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ModelError(f"{name} must be an integer >= 0, got {raw!r}") from None
+        value = configured
     if value < 0:
         raise ModelError(f"thread count must be >= 0 (0 = ONNX Runtime default), got {value}")
     return value
@@ -256,8 +251,12 @@ class DamageModel:
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = _threads_from_env(ENV_INTRA_THREADS, intra_op_num_threads)
-        options.inter_op_num_threads = _threads_from_env(ENV_INTER_THREADS, inter_op_num_threads)
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            raise ModelError(f"invalid ONNX Runtime settings: {exc}") from exc
+        options.intra_op_num_threads = _thread_count(intra_op_num_threads, settings.ort_intra_threads)
+        options.inter_op_num_threads = _thread_count(inter_op_num_threads, settings.ort_inter_threads)
         try:
             self.session = ort.InferenceSession(
                 str(self.path), sess_options=options, providers=["CPUExecutionProvider"]

@@ -2,7 +2,7 @@
 (the assessment worker sending a claim to a person, a customer declining or letting an offer lapse).
 
 Storage-level on purpose: workers must not import the API, and both need this. The review logic
-itself (queue, leases, decisions) is in `api.reviewing`.
+itself (queue, leases, decisions) is in `services.reviewing`.
 """
 
 from __future__ import annotations

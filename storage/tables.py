@@ -201,7 +201,7 @@ class Photo(Base):
 
     @classmethod
     def from_stored(cls, stored: Any, *, position: int, created_at: datetime | None = None) -> Photo:
-        """The row for a photo `storage.photos.store_photo` has put in the object store."""
+        """The row for a photo `services.photos.store_photo` has put in the object store."""
         return cls(
             position=position,
             sha256=stored.sha256,

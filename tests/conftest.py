@@ -139,4 +139,4 @@ def bad_files(tmp_path: Path) -> ImageFiles:
     return files
 
 
-from tests.services import *  # noqa: E402,F401,F403
+from tests.backends import *  # noqa: E402,F401,F403

@@ -27,7 +27,7 @@ from training.export import write_checksums
 from training.reviewed import export_reviewed
 
 if TYPE_CHECKING:
-    from workers.context import Services
+    from services.context import Services
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 RUNS = Path("runs/retrain")
@@ -66,9 +66,9 @@ def _champion_checkpoint(services: Services) -> tuple[str | None, Path | None, s
 
 def _register(services: Services, version_dir: Path, version: str, parent: str | None) -> None:
     try:
-        from workers.promotion import register
+        from services.promotion import register
     except ModuleNotFoundError as exc:  # not deployed yet: register and set the alias here
-        if exc.name != "workers.promotion":
+        if exc.name != "services.promotion":
             raise
         register = None
     if register is not None:

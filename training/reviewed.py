@@ -51,7 +51,7 @@ from storage.tables import AuditEvent, Photo, PhotoLabel, ReviewDecision
 from training.manifest import Row, write_manifest
 
 if TYPE_CHECKING:
-    from workers.context import Services
+    from services.context import Services
 
 logger = logging.getLogger("claimlane.training.reviewed")
 

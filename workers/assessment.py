@@ -81,7 +81,7 @@ from storage.objects import ObjectNotFound, ObjectStoreUnavailable
 from storage.review import mark_entered_review
 from storage.tables import Claim, utcnow
 from storage.transitions import apply_transition
-from workers.context import Services
+from services.context import Services
 from workers.shadow import ShadowOutcome, add_shadow_prediction, grade_with_challenger
 
 logger = logging.getLogger(__name__)

@@ -16,13 +16,12 @@ fork), or lazily on the first task for the solo/threads pools, behind a lock.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from celery import Celery, signals
 
-from api.settings import Settings
-from workers.context import Services, build_services
+from config.settings import Settings
+from services.context import Services, build_services
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +38,9 @@ STALE_AFTER_MINUTES = 10
 def create_celery(settings: Settings | None = None) -> Celery:
     """A configured Celery app for `settings` (default: from the environment)."""
     settings = settings or Settings()
-    app = Celery("claimlane", broker=settings.broker_url, include=["workers.tasks"])
+    app = Celery("claimlane", broker=settings.broker_url.get_secret_value(), include=["workers.tasks"])
     app.conf.update(
-        task_default_queue=os.environ.get("CLAIMLANE_CELERY_QUEUE", DEFAULT_QUEUE),
+        task_default_queue=settings.celery_queue,
         task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,

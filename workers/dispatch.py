@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
+from services.context import Services
+from services.dispatch import Dispatcher
 from workers.assessment import assess_claim
-from workers.context import Services
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -23,17 +24,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "claimlane.assess_claim"
-
-
-@runtime_checkable
-class Dispatcher(Protocol):
-    def enqueue_assessment(self, claim_id: str) -> None:
-        """Schedule the assessment of a committed claim; returns at once."""
-        ...
-
-    def shutdown(self) -> None:
-        """Stop accepting work and release resources (called at API shutdown)."""
-        ...
 
 
 class InProcessDispatcher:

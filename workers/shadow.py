@@ -32,7 +32,7 @@ from models.inference import DamageModel
 from storage.tables import ShadowPrediction
 
 if TYPE_CHECKING:
-    from workers.context import Services
+    from services.context import Services
 
 logger = logging.getLogger(__name__)
 

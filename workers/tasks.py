@@ -29,7 +29,7 @@ from storage.objects import ObjectStoreUnavailable
 from storage.tables import Claim, utcnow
 from workers.assessment import assess_claim
 from workers.celery_app import app, get_services
-from workers.context import Services
+from services.context import Services
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The adjusters' review console: server-rendered pages over `api.reviewing` (see `routes`)."""
+"""The adjusters' review console: server-rendered pages over `services.reviewing` (see `routes`)."""
 
 from api.console.routes import STATIC_DIR, router
 

@@ -1,7 +1,7 @@
-"""The adjusters' review console: server-rendered pages (Jinja2) over `api.reviewing`.
+"""The adjusters' review console: server-rendered pages (Jinja2) over `services.reviewing`.
 
 Every rule (what the queue holds and in which order, who may take a case, what a decision needs)
-lives in `api.reviewing`; the pages here only call it and show its answers and errors.
+lives in `services.reviewing`; the pages here only call it and show its answers and errors.
 
 - `GET/POST /console/login`: paste an API key; adjusters and admins only. The key is kept in an
   HttpOnly, SameSite=Strict cookie (Secure over https) scoped to /console; `POST /console/logout`.
@@ -36,9 +36,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.concurrency import run_in_threadpool
 
-from api import reviewing
+from services import reviewing
 from api.deps import SessionDep
-from api.errors import AppError, Forbidden, NotFound, ServiceUnavailable
+from api.errors import ClaimLaneError, Forbidden, HttpError, NotFound, ServiceUnavailable, status_of
 from api.security import authenticate
 from claims.deadlines import DeadlineConfig
 from claims.lifecycle import ClaimState, IllegalTransition
@@ -47,7 +47,7 @@ from claims.policy import ReasonCode
 from models.grades import GRADES
 from storage.objects import ObjectNotFound
 from storage.tables import Photo, User, utcnow
-from workers.context import Services
+from services.context import Services
 
 logger = logging.getLogger("claimlane.console")
 
@@ -260,7 +260,7 @@ def _redirect(url: str) -> RedirectResponse:
 # Who is signed in
 
 
-class LoginRequired(AppError):
+class LoginRequired(HttpError):
     """No console cookie, or it no longer names an enabled adjuster: go to the login page."""
 
     status_code = 303
@@ -597,8 +597,8 @@ def case_page(claim_id: str, request: Request, user: ConsoleUser, session: Sessi
 
 
 def _error_message(exc: Exception) -> tuple[int, str]:
-    if isinstance(exc, AppError):
-        return exc.status_code, exc.message
+    if isinstance(exc, ClaimLaneError):
+        return status_of(exc), exc.message
     if isinstance(exc, IllegalTransition):
         return 409, f"This case cannot be changed that way now: {exc}"
     if isinstance(exc, MoneyError):
@@ -616,7 +616,7 @@ def _name_photos(session: Session, claim_id: str, message: str) -> str:
     return message
 
 
-_ACTION_ERRORS = (AppError, IllegalTransition, MoneyError, StaleDataError)
+_ACTION_ERRORS = (ClaimLaneError, IllegalTransition, MoneyError, StaleDataError)
 
 
 def _act(

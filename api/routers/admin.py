@@ -1,7 +1,7 @@
 """The administrators' API over the model registry (`/v1/admin/...`, admin role only).
 
 Registering a version is not here (model folders are tens of MB): use ``claimlane model register``.
-The rules live in `workers.promotion`, shared with the CLI; these routes translate HTTP to those
+The rules live in `services.promotion`, shared with the CLI; these routes translate HTTP to those
 calls and their errors to answers:
 
 - `GET /models`: versions (newest first) with their aliases, metrics and last gate; the aliases;
@@ -25,7 +25,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import AdminUser, ServicesDep, SessionDep
-from api.errors import AppError, Conflict, NotFound, Unprocessable, error_responses
+from api.errors import ClaimLaneError, Conflict, NotFound, Unprocessable, error_responses
 from api.schemas import (
     ChallengerRequest,
     ChallengerView,
@@ -36,7 +36,7 @@ from api.schemas import (
     RollbackView,
 )
 from models.registry import NoRollbackTarget, RegistryError, VersionNotFound
-from workers import promotion
+from services import promotion
 
 logger = logging.getLogger("claimlane.api.admin")
 
@@ -62,7 +62,7 @@ def _actor(user) -> str:
     return f"admin:{user.id}"
 
 
-def _registry_error(exc: RegistryError) -> AppError:
+def _registry_error(exc: RegistryError) -> ClaimLaneError:
     if isinstance(exc, VersionNotFound):
         return NotFound(str(exc), code="model_version_not_found")
     if isinstance(exc, NoRollbackTarget):
@@ -97,12 +97,8 @@ def shadow_report(
         datetime | None, Query(description="Only predictions at or after this time (ISO 8601).")
     ] = None,
 ) -> dict[str, Any]:
-    try:
-        from workers.shadow import shadow_report as report
-    except ImportError:
-        raise AppError(
-            "shadow reports are not available in this build", status_code=501, code="not_implemented"
-        ) from None
+    from workers.shadow import shadow_report as report
+
     filters: dict[str, Any] = {}
     if challenger_version is not None:
         filters["challenger_version"] = challenger_version

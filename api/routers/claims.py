@@ -61,18 +61,18 @@ from api.schemas import (
     ReviewView,
     TimelineEntry,
 )
-from api.settings import Settings
+from config.settings import Settings
 from claims.lifecycle import DESCRIPTIONS, Actor, ClaimState, IllegalTransition
 from claims.money import MoneyError, parse_amount, parse_currency
 from claims.policy import ReasonCode
 from models.preprocessing import ImageError
 from storage.objects import ObjectNotFound
-from storage.photos import StoredPhoto, discard_objects, inspect_photo, store_photo
+from services.photos import StoredPhoto, discard_objects, inspect_photo, store_photo
 from storage.review import mark_entered_review
 from storage.tables import Claim, IdempotencyKey, Photo, User, new_id, utcnow
 from storage.transitions import apply_transition
-from workers.context import Services
-from workers.dispatch import Dispatcher
+from services.context import Services
+from services.dispatch import Dispatcher
 
 logger = logging.getLogger("claimlane.api.claims")
 
@@ -127,7 +127,7 @@ def _decision_view(
         return None
     kind = decision.get("kind")
     explanation = str(decision.get("explanation", ""))
-    if kind == "approved":  # an adjuster's decisions (api.reviewing): never who made them
+    if kind == "approved":  # an adjuster's decisions (services.reviewing): never who made them
         return ApprovedView(
             amount=_money(Decimal(str(decision["amount"])), claim.currency) or "0",
             currency=str(decision.get("currency") or claim.currency),
@@ -469,7 +469,7 @@ def _take_key(
             raise Conflict(
                 "a request with this Idempotency-Key is still being processed; retry later",
                 code="request_in_progress",
-                headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
+                retry_after=IN_FLIGHT_RETRY_AFTER_S,
             )
         # Abandoned (its request died): take it over, unless another retry just did.
         taken = session.execute(
@@ -489,7 +489,7 @@ def _take_key(
     raise Conflict(
         "a request with this Idempotency-Key is still being processed; retry later",
         code="request_in_progress",
-        headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
+        retry_after=IN_FLIGHT_RETRY_AFTER_S,
     )
 
 
@@ -615,7 +615,7 @@ def _store_and_commit(
         raise Conflict(
             "a request with this Idempotency-Key is still being processed; retry later",
             code="request_in_progress",
-            headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
+            retry_after=IN_FLIGHT_RETRY_AFTER_S,
         ) from None
     except StaleDataError:
         # Another request changed the claim first (optimistic locking): nothing of ours is kept.

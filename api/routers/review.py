@@ -1,6 +1,6 @@
 """The adjusters' JSON API: the review queue, a case, taking it, deciding it, notes.
 
-Adjusters and admins only (customers 403, no key 401). The rules are in `api.reviewing`, shared with
+Adjusters and admins only (customers 403, no key 401). The rules are in `services.reviewing`, shared with
 the web console; these routes only translate HTTP to those calls, commit, and shape the answers.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api import reviewing
+from services import reviewing
 from api.deps import AdjusterUser, ServicesDep, SessionDep
 from api.errors import NotFound, error_responses
 from api.routers.claims import ERROR_DESCRIPTIONS, _load_visible, _money, claim_view

@@ -3,18 +3,19 @@
 Used two ways:
 - from code: `storage.db.migrate(url)` passes an open connection in ``config.attributes``;
 - by developers: ``alembic -c storage/alembic.ini upgrade head`` (or ``revision --autogenerate``),
-  with the URL from ``sqlalchemy.url`` if set, else ``CLAIMLANE_DATABASE_URL``.
+  with the URL from ``sqlalchemy.url`` if set, else the service's own (`config.settings`:
+  ``CLAIMLANE_DATABASE_URL``, or the embedded SQLite file).
 
 SQLite migrations run in batch mode (``render_as_batch``), since SQLite cannot ALTER most things.
 """
 
 from __future__ import annotations
 
-import os
 from logging.config import fileConfig
 
 from alembic import context
 
+from config.settings import Settings
 from storage.db import make_engine
 from storage.tables import Base
 
@@ -34,10 +35,7 @@ def _configure(**kwargs) -> None:
 
 
 def _url() -> str:
-    url = config.get_main_option("sqlalchemy.url") or os.environ.get("CLAIMLANE_DATABASE_URL")
-    if not url:
-        raise RuntimeError("no database URL: set CLAIMLANE_DATABASE_URL or sqlalchemy.url")
-    return url
+    return config.get_main_option("sqlalchemy.url") or Settings().resolved_database_url()
 
 
 def run_migrations_offline() -> None:

@@ -12,7 +12,7 @@ from models.registry import CHALLENGER, CHAMPION
 from storage.tables import ModelEvent
 from tests.api.conftest import ApiHarness, MakeApi, assert_error
 from tests.models.gate_models import GateModels, write_evalset
-from workers import promotion
+from services import promotion
 
 
 @pytest.fixture

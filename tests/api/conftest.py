@@ -22,10 +22,10 @@ from sqlalchemy import func, select
 
 from api.main import create_app
 from api.security import create_user
-from api.settings import Settings
+from config.settings import Settings
 from claims.policy import PolicyConfig
 from storage.tables import Claim, IdempotencyKey, Photo
-from workers.context import Services, build_services
+from services.context import Services, build_services
 
 # Pays every grade and trusts any confidence: with the tiny model, every claim under the CNY
 # ceiling gets an offer (cash, reshipment, store credit), so offer flows are deterministic.

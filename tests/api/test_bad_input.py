@@ -23,7 +23,7 @@ from tests.api.conftest import (
     photo,
     png_bytes,
 )
-from tests.services import free_ports
+from tests.backends import free_ports
 
 GOOD = photo(jpeg_bytes(1), "good.jpg")
 

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from api.errors import install_error_handlers
 from tests.api.conftest import ApiHarness, MakeApi, assert_error
-from tests.services import free_ports
+from tests.backends import free_ports
 
 
 def test_healthz(api: ApiHarness) -> None:

@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from api.main import create_app
 from storage.tables import Photo
 from tests.console.test_console_pages import add_user, build_console_services
-from tests.services import free_ports
+from tests.backends import free_ports
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

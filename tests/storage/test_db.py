@@ -29,7 +29,7 @@ from storage.db import (
     ping,
 )
 from storage.tables import AuditEvent, Base, Claim, ModelEvent, ShadowPrediction, User
-from tests.services import free_ports
+from tests.backends import free_ports
 
 TABLES = {
     "users",

@@ -17,7 +17,7 @@ from storage.objects import (
     ObjectStoreUnavailable,
     S3ObjectStore,
 )
-from tests.services import free_ports
+from tests.backends import free_ports
 
 
 @pytest.fixture(params=["local", "s3"])

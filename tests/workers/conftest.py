@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import models.inference as inference
-from api.settings import Settings
+from config.settings import Settings
 from claims.policy import PolicyConfig
-from workers.context import Services, build_services
+from services.context import Services, build_services
 
 # Registry versions of the tiny model: V1 is the bundled one (the first champion); V2 and V3 have
 # other weights (they grade differently).

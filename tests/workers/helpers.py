@@ -11,10 +11,10 @@ from PIL import Image
 from sqlalchemy import select
 
 from claims.lifecycle import Actor, ClaimState
-from storage.photos import store_photo
+from services.photos import store_photo
 from storage.tables import AuditEvent, Claim, Photo, User
 from storage.transitions import apply_transition
-from workers.context import Services
+from services.context import Services
 
 
 def jpeg(seed: int, size: tuple[int, int] = (96, 72)) -> bytes:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api.settings import Settings
+from config.settings import Settings
 from claims.deadlines import review_deadlines
 from claims.lifecycle import Actor, ClaimState
 from claims.policy import PolicyConfig, ReasonCode
@@ -19,7 +19,7 @@ from storage.transitions import apply_transition
 from tests.conftest import TINY_MODEL_VERSION
 from tests.workers.helpers import events, jpeg, load_claim, moves, submit_claim
 from workers.assessment import assess_claim
-from workers.context import Services, build_services
+from services.context import Services, build_services
 
 # Pays every grade and trusts any confidence: the tiny model's claims below the ceiling get offers.
 OFFER_ALL = PolicyConfig(

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from api.settings import Settings
+from config.settings import Settings
 from claims.lifecycle import ClaimState
 from storage.tables import AuditEvent, Claim
 from tests.conftest import TINY_MODEL_VERSION
@@ -274,7 +274,7 @@ def test_a_task_queued_while_no_worker_runs_is_assessed_when_one_starts(stack: S
 
     import redis
 
-    broker = redis.Redis.from_url(stack.settings.broker_url)
+    broker = redis.Redis.from_url(stack.settings.broker_url.get_secret_value())
     try:
         with api_client(stack) as (client, services, _):
             claim_id = file_claim(client, [jpeg(21), jpeg(22), jpeg(23)], declared_value="5000.00")

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from api.settings import Settings
+from config.settings import Settings
 from models.heatmaps import heatmap_layer
 from models.inference import default_model_path
 from storage.tables import Claim
 from tests.workers.helpers import jpeg, submit_claim
 from workers.assessment import assess_claim
-from workers.context import build_services
+from services.context import build_services
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Hot reload of the served model from the model registry (`workers.context.Services`).
+"""Hot reload of the served model from the model registry (`services.context.Services`).
 
 A local object store holds the registry; the "bundled" model is a tiny ONNX model in a temporary
 weights folder. Promoting another version (setting the champion alias) reaches the API and a worker
@@ -30,9 +30,9 @@ from storage.objects import LocalObjectStore
 from tests.workers.conftest import V1, V2, V3
 from tests.workers.helpers import events, jpeg, load_claim, submit_claim
 from tests.workers.test_celery import stack as celery_stack  # noqa: F401  (a fixture, used below)
-from workers import context
+from services import context
 from workers.assessment import assess_claim
-from workers.context import Services
+from services.context import Services
 
 WAIT_S = 20.0
 

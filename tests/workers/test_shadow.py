@@ -15,7 +15,7 @@ from storage.tables import ShadowPrediction, utcnow
 from tests.workers.conftest import SEEDS, V1, V2, V3
 from tests.workers.helpers import events, jpeg, load_claim, submit_claim
 from workers.assessment import assess_claim
-from workers.context import Services
+from services.context import Services
 from workers.shadow import decisions_agree, render_shadow_report, shadow_report
 
 # With the tiny models, V1 and V2 grade jpeg(1) differently (2 vs 0) and jpeg(5) the same (0).

@@ -13,14 +13,14 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, text
 
-from api.settings import Settings
+from config.settings import Settings
 from models.inference import DamageModel
 from models.promotion import STATUS_FEW, STATUS_NA, GateConfig, GateMetrics, Sample, gate, score
 from models.registry import CHALLENGER, CHAMPION, NoRollbackTarget, VersionNotFound
 from storage.tables import Claim, ModelEvent, Photo, PhotoLabel, ReviewDecision, User
 from tests.models.gate_models import GateModels, photo_png, samples, write_evalset
-from workers import promotion
-from workers.context import Services, build_services
+from services import promotion
+from services.context import Services, build_services
 
 THRESHOLD = Decimal("0.9")
 LANES = frozenset({2, 3})
@@ -240,7 +240,7 @@ def test_set_challenger_and_register_without_it(services: Services, gate_models:
 
 
 def _review_labels(services: Services, labels: list[tuple[bytes, int]]) -> None:
-    """Adjusters' labels on photos of one claim (what api.reviewing records)."""
+    """Adjusters' labels on photos of one claim (what services.reviewing records)."""
     with services.sessions() as session:
         user = User(name="adj", role="adjuster", key_prefix="p", key_hash="0" * 64)
         session.add(user)

@@ -35,7 +35,7 @@ from models.registry import (
 )
 from storage.objects import ObjectNotFound, ObjectStore
 from storage.tables import ModelEvent, Photo, PhotoLabel
-from workers.context import Services
+from services.context import Services
 
 logger = logging.getLogger("claimlane.promotion")
 

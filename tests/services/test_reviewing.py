@@ -1,4 +1,4 @@
-"""`api.reviewing` over a Session: the queue's order and filters, leases (races on SQLite and on
+"""`services.reviewing` over a Session: the queue's order and filters, leases (races on SQLite and on
 PostgreSQL), decisions and their records, notes, and `storage.review.mark_entered_review`."""
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from api import reviewing
-from api.errors import Conflict, NotFound, Unprocessable
-from api.settings import Settings
+from services import reviewing
+from claims.errors import Conflict, NotFound, Unprocessable
+from config.settings import Settings
 from claims.deadlines import SlaState, review_deadlines
 from claims.lifecycle import Actor, ClaimState
 from claims.policy import PolicyConfig
 from storage.review import mark_entered_review
 from storage.tables import AuditEvent, CaseNote, Claim, Photo, PhotoLabel, ReviewDecision, User, utcnow
 from storage.transitions import apply_transition
-from workers.context import Services, build_services
+from services.context import Services, build_services
 
 POLICY = PolicyConfig(
     version="test-review",

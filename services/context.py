@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.settings import Settings
+from config.settings import Settings
 from claims.deadlines import DeadlineConfig, parse_deadlines
 from claims.policy import PolicyConfig, parse_policy
 from models.inference import DamageModel, ModelError, default_model_path, load_model
@@ -301,8 +301,8 @@ def make_store(settings: Settings) -> ObjectStore:
     if settings.object_store == "s3":
         return S3ObjectStore(
             endpoint=settings.s3_endpoint,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
+            access_key=settings.s3_access_key.get_secret_value(),
+            secret_key=settings.s3_secret_key.get_secret_value(),
             bucket=settings.s3_bucket,
             secure=settings.s3_secure,
             region=settings.s3_region,

@@ -2,7 +2,13 @@
 
 The defaults are the embedded mode that `make run` starts: SQLite file, local-disk object store,
 tasks in-process, bundled model, all under `CLAIMLANE_DATA_DIR` (default `.claimlane/`).
-Production sets the database URL, the S3 endpoint and credentials, and the Celery broker.
+Production sets `CLAIMLANE_ENVIRONMENT=production`, the database URL, the S3 endpoint and
+credentials, and the Celery broker.
+
+This is the only place that reads the environment for the service: `api`, `workers`, `services`,
+`models`, `storage` and the Alembic migrations all take their values from here (an import check in
+the tests keeps it so). Secrets are `SecretStr`, so they never appear in a repr or a log line, and
+outside development the known-unsafe values (empty or default credentials) refuse to start.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import claims
@@ -20,25 +26,41 @@ from claims.policy import DEFAULT_POLICY_FILE
 # The service-deadline file shipped with the code (see claims.deadlines).
 DEFAULT_DEADLINES_FILE = Path(claims.__file__).resolve().parent / "policies" / "deadlines-2026-11-v1.toml"
 
+# Credentials that are published defaults somewhere (MinIO's, compose's development secret, ...):
+# fine on a laptop, refused in production.
+UNSAFE_SECRETS = frozenset(
+    {"", "minioadmin", "claimlane-dev-secret", "changeme", "password", "secret", "admin", "postgres"}
+)
+
+
+class UnsafeSettings(ValueError):
+    """A setting that is acceptable in development only was used in another environment."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLAIMLANE_", env_file=None, extra="ignore")
 
+    # "development" (the default: `make run`, tests) accepts the embedded conveniences; "production"
+    # refuses them (see `_refuse_unsafe`).
+    environment: Literal["development", "production"] = "development"
     data_dir: Path = Path(".claimlane")
+    # `claimlane serve` listens here; the platform convention PORT is honoured too.
+    port: int = Field(8000, ge=1, le=65535, validation_alias=AliasChoices("CLAIMLANE_PORT", "PORT"))
     # Database: SQLAlchemy URL; empty means SQLite at <data_dir>/claimlane.db.
-    database_url: str = ""
+    database_url: SecretStr = SecretStr("")
     # Object store: "local" (a directory, embedded default) or "s3" (MinIO or any S3 server).
     object_store: Literal["local", "s3"] = "local"
     local_store_dir: Path | None = None  # default <data_dir>/objects
     s3_endpoint: str = "127.0.0.1:9000"  # host:port, no scheme
-    s3_access_key: str = ""
-    s3_secret_key: str = ""
+    s3_access_key: SecretStr = SecretStr("")
+    s3_secret_key: SecretStr = SecretStr("")
     s3_bucket: str = "claimlane"
     s3_secure: bool = False
     s3_region: str | None = None
     # Tasks: "inprocess" (a thread pool in the API process) or "celery" (workers via the broker).
     task_runner: Literal["inprocess", "celery"] = "inprocess"
-    broker_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    celery_queue: str = "claimlane"
     # Model: a model.onnx or a version folder; empty means the newest bundled version.
     model_path: Path | None = None
     # Where the served model comes from when model_path is empty: "registry" (the champion of the
@@ -47,6 +69,9 @@ class Settings(BaseSettings):
     model_source: Literal["registry", "file"] = "registry"
     # How often (seconds) the API and workers look for a new champion/challenger in the registry.
     model_poll_seconds: float = Field(10.0, ge=0)
+    # ONNX Runtime thread pools; 0 means ONNX Runtime's own default (one thread per core).
+    ort_intra_threads: int = Field(0, ge=0)
+    ort_inter_threads: int = Field(0, ge=0)
     # Grade every claim with the challenger too (if the registry has one) and record what it would
     # have decided; it never changes a claim's decision.
     shadow_mode: bool = True
@@ -62,9 +87,32 @@ class Settings(BaseSettings):
     # How long an idempotency key is remembered.
     idempotency_ttl_hours: int = 24
 
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        """Outside development, a default credential or a throw-away store is a mistake, not a choice:
+        refuse to start rather than run a carrier's money on it."""
+        if self.environment == "development":
+            return self
+        problems = []
+        if not self.database_url.get_secret_value():
+            problems.append("CLAIMLANE_DATABASE_URL is empty (the embedded SQLite file)")
+        if self.object_store == "local":
+            problems.append("CLAIMLANE_OBJECT_STORE is 'local' (photos on one machine's disk)")
+        elif (
+            self.s3_access_key.get_secret_value() in UNSAFE_SECRETS
+            or self.s3_secret_key.get_secret_value() in UNSAFE_SECRETS
+        ):
+            problems.append("CLAIMLANE_S3_ACCESS_KEY / CLAIMLANE_S3_SECRET_KEY are empty or a published default")
+        if problems:
+            raise UnsafeSettings(
+                f"refusing to start with CLAIMLANE_ENVIRONMENT={self.environment}: " + "; ".join(problems)
+            )
+        return self
+
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
+        url = self.database_url.get_secret_value()
+        if url:
+            return url
         return f"sqlite:///{(self.data_dir / 'claimlane.db').resolve()}"
 
     def resolved_local_store_dir(self) -> Path:
@@ -73,4 +121,5 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
+    """The process's settings, read once (the API and workers build theirs at start)."""
     return Settings()

@@ -14,7 +14,7 @@ from PIL import Image, ImageCms
 
 from models.preprocessing import ImageError
 from storage.objects import LocalObjectStore, ObjectStore, ObjectStoreUnavailable
-from storage.photos import (
+from services.photos import (
     StoredPhoto,
     discard_objects,
     inspect_photo,

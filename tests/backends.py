@@ -1,6 +1,6 @@
 """Real services for tests, never mocks: SeaweedFS (S3), PostgreSQL and Redis.
 
-Registered in tests/conftest.py (``from tests.services import *``). A service that cannot be
+Registered in tests/conftest.py (``from tests.backends import *``). A service that cannot be
 reached skips its tests with a loud reason saying how to start it; on CI (``CI=true``) that is a
 failure instead, so a broken CI machine never passes by skipping.
 

@@ -3,7 +3,7 @@
 lives here once.
 
 Functions over a caller's `Session`, with `now` passed in. They flush (so a conflict shows up here, as
-an `AppError`) but never commit: the caller commits, or rolls back on any exception.
+a `claims.errors` error) but never commit: the caller commits, or rolls back on any exception.
 
 Rules
 -----
@@ -44,7 +44,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from api.errors import Conflict, NotFound, Unprocessable
+from claims.errors import Conflict, NotFound, Unprocessable
 from claims.deadlines import DeadlineConfig, SlaState, SlaStatus, review_deadlines, sla_status
 from claims.lifecycle import Actor, ClaimState
 from claims.money import MoneyError, format_money, parse_amount
