@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from api.errors import Forbidden, ServiceUnavailable, Unauthorized
 from api.security import authenticate
 from config.settings import Settings
-from storage.tables import User
 from services.context import Services
 from services.dispatch import Dispatcher
+from storage.tables import User
 
 
 def _state(request: Request, name: str):

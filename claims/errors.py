@@ -88,5 +88,7 @@ class ServiceUnavailable(ClaimLaneError):
     code = "service_unavailable"
     default_retry_after = 5
 
-    def __init__(self, message: str = "the service is temporarily unavailable; retry later", **kwargs: Any) -> None:
+    def __init__(
+        self, message: str = "the service is temporarily unavailable; retry later", **kwargs: Any
+    ) -> None:
         super().__init__(message, **kwargs)

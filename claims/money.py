@@ -198,3 +198,11 @@ def format_money(amount: Decimal, currency: str) -> str:
     """`amount` as shown to a customer: "150.00 CNY", "1500 JPY" (no grouping, no float)."""
     currency = parse_currency(currency)
     return f"{quantize(amount, currency)} {currency}"
+
+
+def amount_text(amount: Decimal | None, currency: str) -> str | None:
+    """An amount as the API writes it in JSON: exact decimal text at the currency's minor unit
+    ("150.00" for CNY, "1500" for JPY), never a float; None stays None."""
+    if amount is None:
+        return None
+    return str(quantize(amount, currency))

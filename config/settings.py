@@ -102,7 +102,9 @@ class Settings(BaseSettings):
             self.s3_access_key.get_secret_value() in UNSAFE_SECRETS
             or self.s3_secret_key.get_secret_value() in UNSAFE_SECRETS
         ):
-            problems.append("CLAIMLANE_S3_ACCESS_KEY / CLAIMLANE_S3_SECRET_KEY are empty or a published default")
+            problems.append(
+                "CLAIMLANE_S3_ACCESS_KEY / CLAIMLANE_S3_SECRET_KEY are empty or a published default"
+            )
         if problems:
             raise UnsafeSettings(
                 f"refusing to start with CLAIMLANE_ENVIRONMENT={self.environment}: " + "; ".join(problems)

@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from config.settings import Settings
 from claims.deadlines import DeadlineConfig, parse_deadlines
 from claims.policy import PolicyConfig, parse_policy
+from config.settings import Settings
 from models.inference import DamageModel, ModelError, default_model_path, load_model
 from storage.db import make_engine, make_sessionmaker, migrate
 from storage.objects import LocalObjectStore, ObjectStore, ObjectStoreUnavailable, S3ObjectStore

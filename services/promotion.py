@@ -33,9 +33,9 @@ from models.registry import (
     VersionInfo,
     cache_dir_for,
 )
+from services.context import Services
 from storage.objects import ObjectNotFound, ObjectStore
 from storage.tables import ModelEvent, Photo, PhotoLabel
-from services.context import Services
 
 logger = logging.getLogger("claimlane.promotion")
 

@@ -44,8 +44,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from claims.errors import Conflict, NotFound, Unprocessable
 from claims.deadlines import DeadlineConfig, SlaState, SlaStatus, review_deadlines, sla_status
+from claims.errors import Conflict, NotFound, Unprocessable
 from claims.lifecycle import Actor, ClaimState
 from claims.money import MoneyError, format_money, parse_amount
 from claims.policy import NUM_GRADES, PolicyConfig, payout_amount

@@ -36,7 +36,6 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.concurrency import run_in_threadpool
 
-from services import reviewing
 from api.deps import SessionDep
 from api.errors import ClaimLaneError, Forbidden, HttpError, NotFound, ServiceUnavailable, status_of
 from api.security import authenticate
@@ -45,9 +44,10 @@ from claims.lifecycle import ClaimState, IllegalTransition
 from claims.money import MoneyError, quantize
 from claims.policy import ReasonCode
 from models.grades import GRADES
+from services import reviewing
+from services.context import Services
 from storage.objects import ObjectNotFound
 from storage.tables import Photo, User, utcnow
-from services.context import Services
 
 logger = logging.getLogger("claimlane.console")
 

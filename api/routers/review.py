@@ -12,10 +12,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from services import reviewing
 from api.deps import AdjusterUser, ServicesDep, SessionDep
 from api.errors import NotFound, error_responses
-from api.routers.claims import ERROR_DESCRIPTIONS, _load_visible, _money, claim_view
+from api.routers.claims import ERROR_DESCRIPTIONS
 from api.schemas import (
     AuditEntryView,
     CasePhotoView,
@@ -30,6 +29,10 @@ from api.schemas import (
     SlaView,
     TakeResult,
 )
+from api.views import claim_view
+from claims.money import amount_text
+from services import reviewing
+from services.claims import load_visible
 from storage.objects import ObjectNotFound
 from storage.tables import CaseNote, Photo, utcnow
 
@@ -45,7 +48,7 @@ def _item_view(item: reviewing.QueueItem) -> QueueItemView:
         tracking_number=item.tracking_number,
         state=item.state,
         reasons=item.reasons,
-        declared_value=_money(item.declared_value, item.currency),
+        declared_value=amount_text(item.declared_value, item.currency),
         currency=item.currency,
         model_grade=item.model_grade,
         confidence=None if item.confidence is None else str(item.confidence),
@@ -131,13 +134,13 @@ def review_case(
             for p in detail.photos
         ],
         decision=detail.decision,
-        proposed_amount=_money(detail.proposed_amount, claim.currency),
+        proposed_amount=amount_text(detail.proposed_amount, claim.currency),
         history=[
             PriorClaimView(
                 id=h.id,
                 created_at=h.created_at,
                 state=h.state,
-                declared_value=_money(h.declared_value, h.currency),
+                declared_value=amount_text(h.declared_value, h.currency),
                 currency=h.currency,
                 tracking_number=h.tracking_number,
                 outcome=h.outcome,
@@ -207,7 +210,7 @@ def review_decide(
         policy=services.policy,
     )
     session.commit()
-    return claim_view(request, _load_visible(session, claim_id, user), user)
+    return claim_view(request, load_visible(session, claim_id, user), user)
 
 
 @router.post(

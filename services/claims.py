@@ -1,0 +1,663 @@
+"""The customer's use cases: file a claim with photos, add photos an adjuster asked for, follow a
+claim, accept or decline its offer.
+
+Filing a claim (`file_claim`) is all-or-nothing: either a claim exists with every photo stored, or
+nothing does (no claim row, no photo row, no idempotency row, no object in the store). The steps, in
+order:
+
+1. fingerprint the request (user, normalised fields, each photo's SHA-256 in order);
+2. claim the `Idempotency-Key` (`services.idempotency`): a finished request is answered again
+   verbatim, a different one under the same key refused, one still running refused unless abandoned;
+3. validate every field and photo before storing anything;
+4. store the photos (content-addressed), remembering which objects this request created;
+5. ONE transaction: the claim (via `apply_transition`, so the audit log has its first entry), its
+   photos, and the idempotency row marked done with the 202 body;
+6. only after the commit, hand the claim to the dispatcher;
+7. the caller answers 202 with a Location header.
+
+Any failure after step 2 releases the in-flight idempotency row (so the client may retry), discards
+the objects this request created, and re-raises.
+
+Adding the photos an adjuster asked for (`add_photos`, only in ``needs_photos``) goes through the same
+steps: in its one transaction the photos are appended and the claim moves to ``assessing``; the
+assessment is enqueued after the commit and grades every photo.
+
+Everything here raises `claims.errors` (and `IllegalTransition`, `MoneyError`); nothing knows HTTP.
+The answer's body is shaped by the caller (`Render`), since it is stored with the idempotency row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import IO, Any
+
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from claims.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
+from claims.lifecycle import Actor, ClaimState, IllegalTransition
+from claims.money import MoneyError, parse_amount, parse_currency
+from claims.policy import ReasonCode
+from models.preprocessing import ImageError
+from services.context import Services
+from services.dispatch import Dispatcher
+from services.idempotency import Idempotency, LostKey, Replay, Ticket, fingerprint
+from services.photos import StoredPhoto, discard_objects, inspect_photo, store_photo
+from storage import claims as claim_rows
+from storage.objects import ObjectNotFound
+from storage.review import mark_entered_review
+from storage.tables import Claim, Photo, User, new_id, utcnow
+from storage.transitions import apply_transition
+
+logger = logging.getLogger(__name__)
+
+# The service norm: every claim is acknowledged at once and answered within an hour.
+DECISION_WITHIN = timedelta(hours=1)
+MAX_DESCRIPTION = 2000
+_TRACKING_RE = re.compile(r"[A-Za-z0-9-]{4,40}", re.ASCII)
+_READ_CHUNK = 64 * 1024
+_ATTEMPTS = 3
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs and outputs
+
+
+@dataclass(frozen=True)
+class PhotoUpload:
+    """One uploaded photo as the service sees it: the client's file name and a readable binary file
+    (spooled by the web layer; read here in chunks, never all at once before its size is known)."""
+
+    filename: str | None
+    file: IO[bytes]
+
+
+@dataclass(frozen=True)
+class ClaimForm:
+    """The fields of a new claim as the client sent them (text: parsed and checked here)."""
+
+    tracking_number: str
+    declared_value: str
+    currency: str = "CNY"
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A stored upload: the claim it concerns and the answer's body and Location (replayed=True when
+    it is the stored answer of an earlier request with the same Idempotency-Key)."""
+
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+    @property
+    def location(self) -> str | None:
+        url = self.body.get("url")
+        return url if isinstance(url, str) else None
+
+
+# render(claim, photos stored by this request) -> the 202 body (with its "url"), stored with the
+# idempotency row in the same commit.
+Render = Callable[[Claim, int], dict[str, Any]]
+
+
+def _accepted(result: Replay) -> Accepted:
+    return Accepted(status_code=result.status_code, body=result.body, replayed=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading with the access rule
+
+
+def load_visible(session: Session, claim_id: str, user: User) -> Claim:
+    """The claim if `user` may see it; NotFound otherwise (also for other customers' claims, so ids
+    cannot be probed)."""
+    claim = claim_rows.get_with_history(session, claim_id)
+    if claim is None or (user.role == "customer" and claim.customer_id != user.id):
+        raise NotFound("claim not found")
+    return claim
+
+
+def offer_lapsed(claim: Claim, now: datetime) -> bool:
+    return (
+        claim.state == ClaimState.OFFERED
+        and claim.offer_expires_at is not None
+        and claim.offer_expires_at <= now
+    )
+
+
+def _expire(session: Session, claim: Claim, now: datetime) -> None:
+    apply_transition(
+        session,
+        claim,
+        ClaimState.EXPIRED,
+        Actor.SYSTEM,
+        reasons=[ReasonCode.OFFER_EXPIRED],
+        policy_version=claim.policy_version,
+        now=now,
+    )
+
+
+def _with_retries(
+    session: Session, claim_id: str, user: User, step: Callable[[Claim, datetime], None]
+) -> Claim:
+    """Load the claim, run `step(claim, now)` (which changes it and may raise), commit; re-run from a
+    fresh read when a concurrent writer changed the claim first (optimistic locking)."""
+    for _ in range(_ATTEMPTS):
+        claim = load_visible(session, claim_id, user)
+        try:
+            step(claim, utcnow())
+            session.commit()
+        except StaleDataError:
+            session.rollback()
+            continue
+        return claim
+    raise Conflict(
+        "the claim was changed by another request at the same time; retry", code="concurrent_update"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+
+
+@dataclass
+class _Fields:
+    tracking_number: str
+    declared_value: Decimal | None
+    declared_text: str
+    currency: str
+    description: str | None
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def fingerprint_part(self) -> dict[str, Any]:
+        return {
+            "tracking_number": self.tracking_number,
+            "declared_value": str(self.declared_value)
+            if self.declared_value is not None
+            else self.declared_text,
+            "currency": self.currency,
+            "description": self.description,
+        }
+
+
+def _field_error(name: str, message: str) -> dict[str, str]:
+    return {"field": name, "location": "body", "message": message, "type": "value_error"}
+
+
+def _check_fields(form: ClaimForm) -> _Fields:
+    errors: list[dict[str, str]] = []
+    tracking = form.tracking_number.strip()
+    if not _TRACKING_RE.fullmatch(tracking):
+        errors.append(_field_error("tracking_number", "must be 4 to 40 characters: letters, digits or '-'"))
+    code = form.currency.strip().upper()
+    amount: Decimal | None = None
+    try:
+        code = parse_currency(form.currency)
+    except MoneyError as exc:
+        errors.append(_field_error("currency", str(exc)))
+    else:
+        try:
+            amount = parse_amount(form.declared_value, code)
+        except MoneyError as exc:
+            errors.append(_field_error("declared_value", str(exc)))
+    text = form.description.strip() if form.description is not None else None
+    if text is not None:
+        if len(text) > MAX_DESCRIPTION:
+            errors.append(
+                _field_error("description", f"must be at most {MAX_DESCRIPTION} characters, got {len(text)}")
+            )
+        elif any(ord(ch) < 32 and ch not in "\t\n\r" for ch in text) or "\x7f" in text:
+            errors.append(_field_error("description", "must not contain control characters"))
+    return _Fields(
+        tracking_number=tracking,
+        declared_value=amount,
+        declared_text=form.declared_value.strip(),
+        currency=code,
+        description=text or None,
+        errors=errors,
+    )
+
+
+def _name(upload: PhotoUpload, index: int) -> str:
+    name = upload.filename or ""
+    name = "".join(ch for ch in name if ch.isprintable())[:80]
+    return f"photo {index + 1} ({name!r})" if name else f"photo {index + 1}"
+
+
+def _read(upload: PhotoUpload, limit: int) -> bytes | None:
+    """The upload's bytes, read in chunks; None as soon as it is over `limit` bytes."""
+    upload.file.seek(0)
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := upload.file.read(_READ_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _digest(upload: PhotoUpload, limit: int) -> str | None:
+    """SHA-256 of the upload; None when it is over `limit` bytes (reading stops there)."""
+    upload.file.seek(0)
+    digest = hashlib.sha256()
+    total = 0
+    while chunk := upload.file.read(_READ_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            return None
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _summary(errors: list[dict[str, str]]) -> str:
+    return "invalid claim: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+
+
+def _validate_photos(
+    services: Services, photos: list[PhotoUpload], digests: list[str | None], errors: list[dict[str, str]]
+) -> None:
+    """Refuse the request unless every field and photo is acceptable (raises; stores nothing)."""
+    settings = services.settings
+    count = len(photos)
+    if count == 0 or count > settings.max_photos:
+        errors.append(_field_error("photos", f"send 1 to {settings.max_photos} photos, got {count}"))
+        raise Unprocessable(_summary(errors), code="validation_error", details=errors)
+    too_large = [_name(p, i) for i, (p, d) in enumerate(zip(photos, digests, strict=True)) if d is None]
+    if too_large:
+        limit_mib = settings.max_photo_bytes / (1024 * 1024)
+        raise PayloadTooLarge(
+            f"{', '.join(too_large)} larger than the limit of {settings.max_photo_bytes} "
+            f"bytes ({limit_mib:.1f} MiB) per photo",
+            code="photo_too_large",
+            details={"max_photo_bytes": settings.max_photo_bytes, "photos": too_large},
+        )
+    for index, upload in enumerate(photos):
+        data = _read(upload, settings.max_photo_bytes)
+        try:
+            inspect_photo(data or b"", min_side=settings.min_photo_side)
+        except ImageError as exc:
+            errors.append(_field_error(f"photos[{index}]", f"{_name(upload, index)}: {exc}"))
+    if errors:
+        raise Unprocessable(_summary(errors), code="validation_error", details=errors)
+
+
+# --------------------------------------------------------------------------------------------------
+# Storing an upload, all or nothing
+
+
+def _idempotency(services: Services) -> Idempotency:
+    return Idempotency(services.sessions, timedelta(hours=services.settings.idempotency_ttl_hours))
+
+
+def _discard(services: Services, created: list[tuple[str, list[str]]]) -> None:
+    """Delete the objects this request created, except those a committed photo row now uses (content
+    addressing: a concurrent claim with the same bytes may have committed meanwhile)."""
+    if not created:
+        return
+    in_use: set[str] = set()
+    try:
+        with services.sessions() as session:
+            in_use = claim_rows.photo_shas_in_use(session, {sha for sha, keys in created if keys})
+    except Exception:
+        # The database is down: no other claim can have committed either; discard everything.
+        logger.warning("could not check photo references before discarding objects", exc_info=True)
+    discard_objects(services.store, [k for sha, keys in created if sha not in in_use for k in keys])
+
+
+def _add_photos(claim: Claim, stored: list[StoredPhoto], *, first_position: int, now: datetime) -> None:
+    for position, photo in enumerate(stored, start=first_position):
+        claim.photos.append(Photo.from_stored(photo, position=position, created_at=now))
+
+
+# write(stored photos, now) -> the claim whose rows are now in the session.
+_Write = Callable[[list[StoredPhoto], datetime], Claim]
+
+
+@dataclass(frozen=True)
+class _Upload:
+    ticket: Ticket
+    request_hash: str
+    photos: list[PhotoUpload]
+    digests: list[str | None]
+    errors: list[dict[str, str]]
+
+
+def _store_and_commit(
+    session: Session,
+    services: Services,
+    dispatcher: Dispatcher,
+    upload: _Upload,
+    write: _Write,
+    render: Render,
+    check: Callable[[], None] | None = None,
+) -> Accepted:
+    """Steps (3) to (6) of an upload holding an idempotency ticket (filing a claim, adding photos):
+    `check()` (may refuse the request before any photo is read), validate every field and photo,
+    store the photos, then ONE transaction: `write` the request's rows and mark the idempotency row
+    done with the 202 body; only after the commit, enqueue the assessment. All or nothing: any
+    failure releases the key, discards the objects this request stored, and re-raises."""
+    settings = services.settings
+    idempotency = _idempotency(services)
+    created: list[tuple[str, list[str]]] = []
+    try:
+        if check is not None:
+            check()
+        # (3) Validate everything before storing anything.
+        _validate_photos(services, upload.photos, upload.digests, upload.errors)
+
+        # (4) Store the photos.
+        stored: list[StoredPhoto] = []
+        for item in upload.photos:
+            data = _read(item, settings.max_photo_bytes) or b""
+            photo, keys = store_photo(
+                services.store, data, max_side=settings.derivative_max_side, min_side=settings.min_photo_side
+            )
+            created.append((photo.sha256, keys))
+            stored.append(photo)
+
+        # (5) One transaction: the request's rows, the idempotency row done.
+        now = utcnow()
+        claim = write(stored, now)
+        claim_id = claim.id
+        body = render(claim, len(stored))
+        idempotency.complete(session, upload.ticket, status_code=202, body=body, claim_id=claim_id, now=now)
+        session.commit()
+    except LostKey:
+        session.rollback()
+        _discard(services, created)
+        return _accepted(idempotency.after_lost(session, upload.ticket, upload.request_hash))
+    except StaleDataError:
+        # Another request changed the claim first (optimistic locking): nothing of ours is kept.
+        session.rollback()
+        idempotency.release(upload.ticket)
+        _discard(services, created)
+        raise Conflict(
+            "the claim was changed by another request at the same time; retry", code="concurrent_update"
+        ) from None
+    except BaseException:
+        session.rollback()
+        idempotency.release(upload.ticket)
+        _discard(services, created)
+        raise
+
+    # (6) Only now may a worker look for the claim.
+    try:
+        dispatcher.enqueue_assessment(claim_id)
+    except Exception:
+        # The claim is safely stored; the stale-claim sweeper picks up claims left in submitted or
+        # assessing.
+        logger.exception("could not enqueue the assessment of claim %s; the sweeper will retry", claim_id)
+    return Accepted(status_code=202, body=body)
+
+
+# --------------------------------------------------------------------------------------------------
+# Use cases
+
+
+def file_claim(
+    session: Session,
+    services: Services,
+    dispatcher: Dispatcher,
+    user: User,
+    key: str,
+    form: ClaimForm,
+    photos: list[PhotoUpload],
+    render: Render,
+) -> Accepted:
+    """File a new claim with its photos (the steps in the module docstring)."""
+    user_id = user.id  # read now: a rollback below expires `user`
+    limit = services.settings.max_photo_bytes
+
+    # (1) Fingerprint.
+    fields = _check_fields(form)
+    digests = [_digest(p, limit) for p in photos]
+    request_hash = fingerprint(
+        {"user": user_id, **fields.fingerprint_part(), "photos": [d or "too-large" for d in digests]}
+    )
+
+    # (2) Idempotency.
+    taken = _idempotency(services).begin(session, user_id, key, request_hash)
+    if isinstance(taken, Replay):
+        return _accepted(taken)
+
+    def write(stored: list[StoredPhoto], now: datetime) -> Claim:
+        # (5) The claim, its photos and its first audit entry.
+        claim = Claim(
+            id=new_id(),
+            customer_id=user_id,
+            tracking_number=fields.tracking_number,
+            declared_value=fields.declared_value,
+            currency=fields.currency,
+            description=fields.description,
+            created_at=now,
+            updated_at=now,
+            state_changed_at=now,
+            decision_due_at=now + DECISION_WITHIN,
+        )
+        session.add(claim)
+        apply_transition(
+            session,
+            claim,
+            ClaimState.SUBMITTED,
+            Actor.CUSTOMER,
+            user_id=user_id,
+            now=now,
+            detail={"photos": len(stored)},
+        )
+        _add_photos(claim, stored, first_position=1, now=now)
+        return claim
+
+    # (3)-(6)
+    upload = _Upload(taken, request_hash, photos, digests, fields.errors)
+    return _store_and_commit(session, services, dispatcher, upload, write, render)
+
+
+def _photos_not_requested(claim: Claim) -> Conflict:
+    return Conflict(
+        f"photos can be added only when an adjuster asks for them; the claim is {claim.state}",
+        code="photos_not_requested",
+        details={"state": claim.state},
+    )
+
+
+def add_photos(
+    session: Session,
+    services: Services,
+    dispatcher: Dispatcher,
+    user: User,
+    key: str,
+    claim_id: str,
+    photos: list[PhotoUpload],
+    render: Render,
+) -> Accepted:
+    """Only while the claim is `needs_photos` (Conflict otherwise). Validated and stored like the
+    photos of a new claim, all or nothing; the photos are appended (positions continue) and the claim
+    moves to `assessing` in the same transaction; the assessment then grades every photo again."""
+    user_id = user.id  # read now: a rollback below expires `user`
+    load_visible(session, claim_id, user)  # NotFound for a claim that is not theirs, before anything else
+    digests = [_digest(p, services.settings.max_photo_bytes) for p in photos]
+    request_hash = fingerprint(
+        {"user": user_id, "claim": claim_id, "add_photos": [d or "too-large" for d in digests]}
+    )
+    taken = _idempotency(services).begin(session, user_id, key, request_hash)
+    if isinstance(taken, Replay):
+        return _accepted(taken)
+
+    def check() -> None:
+        claim = load_visible(session, claim_id, user)
+        if claim.state != ClaimState.NEEDS_PHOTOS:
+            raise _photos_not_requested(claim)
+
+    def write(stored: list[StoredPhoto], now: datetime) -> Claim:
+        claim = load_visible(session, claim_id, user)
+        if claim.state != ClaimState.NEEDS_PHOTOS:
+            raise _photos_not_requested(claim)
+        apply_transition(
+            session,
+            claim,
+            ClaimState.ASSESSING,
+            Actor.CUSTOMER,
+            user_id=user_id,
+            reasons=[ReasonCode.PHOTOS_ADDED],
+            detail={"photos": len(stored)},
+            now=now,
+        )
+        start = max((p.position for p in claim.photos), default=0) + 1
+        _add_photos(claim, stored, first_position=start, now=now)
+        claim.decision_due_at = now + DECISION_WITHIN
+        return claim
+
+    upload = _Upload(taken, request_hash, photos, digests, [])
+    return _store_and_commit(session, services, dispatcher, upload, write, render, check)
+
+
+def get_claim(session: Session, claim_id: str, user: User) -> Claim:
+    """The claim as `user` may see it; an offer whose time has run out is expired first (and
+    recorded), so the answer never shows an offer that can no longer be accepted."""
+
+    def expire_if_lapsed(claim: Claim, now: datetime) -> None:
+        if offer_lapsed(claim, now):
+            _expire(session, claim, now)
+
+    return _with_retries(session, claim_id, user, expire_if_lapsed)
+
+
+def served_photo(
+    session: Session, services: Services, claim_id: str, photo_id: str, user: User
+) -> tuple[bytes, str]:
+    """The served copy of a claim's photo (never the original: it may carry GPS) and its SHA-256."""
+    claim = load_visible(session, claim_id, user)
+    photo = next((p for p in claim.photos if p.id == photo_id), None)
+    if photo is None:
+        raise NotFound("photo not found")
+    try:
+        data = services.store.get(photo.derivative_key)
+    except ObjectNotFound:
+        logger.error("claim %s photo %s: derivative %s is missing", claim.id, photo.id, photo.derivative_key)
+        raise NotFound("photo not available") from None
+    return data, photo.sha256
+
+
+def _offer_expired() -> Conflict:
+    return Conflict(
+        "the offer has expired; decline it to have an adjuster review your claim", code="offer_expired"
+    )
+
+
+def accept_offer(session: Session, claim_id: str, user: User, option: str) -> Claim:
+    """Accept the offer as one of its options; the payout is instructed in the same transaction.
+    Accepting again with the same option answers as before (a retry); another option is refused."""
+    user_id = user.id
+    expired = False
+
+    def accept(claim: Claim, now: datetime) -> None:
+        nonlocal expired
+        expired = False
+        state = ClaimState(claim.state)
+        if state in (ClaimState.ACCEPTED, ClaimState.PAYOUT_INSTRUCTED) and claim.accepted_option:
+            if claim.accepted_option == option:
+                return  # the same acceptance again: answered as before
+            raise Conflict(
+                f"the offer was already accepted as {claim.accepted_option}", code="offer_already_accepted"
+            )
+        if state is ClaimState.EXPIRED:
+            raise _offer_expired()
+        if state is not ClaimState.OFFERED:
+            raise IllegalTransition(state, ClaimState.ACCEPTED, Actor.CUSTOMER)
+        if offer_lapsed(claim, now):
+            _expire(session, claim, now)
+            expired = True  # committed by _with_retries, then refused
+            return
+        decision = claim.decision or {}
+        options = {o.get("kind"): o for o in decision.get("options", [])}
+        if decision.get("kind") != "offer" or option not in options:
+            offered = ", ".join(str(k) for k in options) or "none"
+            raise Unprocessable(
+                f"option {option!r} is not part of this offer (offered: {offered})", code="option_not_offered"
+            )
+        if option == "cash":
+            amount: Decimal | None = Decimal(str(decision["amount"]))
+        elif options[option].get("amount") is not None:
+            amount = Decimal(str(options[option]["amount"]))
+        else:
+            amount = None
+        detail = {
+            "option": option,
+            "payout_amount": None if amount is None else str(amount),
+            "currency": claim.currency,
+        }
+        apply_transition(
+            session,
+            claim,
+            ClaimState.ACCEPTED,
+            Actor.CUSTOMER,
+            user_id=user_id,
+            detail=detail,
+            policy_version=claim.policy_version,
+            now=now,
+        )
+        claim.accepted_option = option
+        claim.payout_amount = amount
+        apply_transition(
+            session,
+            claim,
+            ClaimState.PAYOUT_INSTRUCTED,
+            Actor.SYSTEM,
+            detail=detail,
+            policy_version=claim.policy_version,
+            now=now,
+        )
+
+    claim = _with_retries(session, claim_id, user, accept)
+    if expired:
+        raise _offer_expired()
+    return claim
+
+
+def _declined_before(claim: Claim) -> bool:
+    return any(
+        e.to_state == ClaimState.DECLINED or ReasonCode.CUSTOMER_DECLINED in (e.reason_codes or [])
+        for e in claim.events
+        if e.action == "transition"
+    )
+
+
+def decline_offer(session: Session, services: Services, claim_id: str, user: User) -> Claim:
+    """Decline the offer: an adjuster reviews the claim (a lapsed offer may be sent to review too)."""
+    user_id = user.id
+
+    def decline(claim: Claim, now: datetime) -> None:
+        state = ClaimState(claim.state)
+        reasons = [ReasonCode.CUSTOMER_DECLINED]
+        if state is ClaimState.OFFERED and not offer_lapsed(claim, now):
+            apply_transition(session, claim, ClaimState.DECLINED, Actor.CUSTOMER, user_id=user_id, now=now)
+            apply_transition(session, claim, ClaimState.IN_REVIEW, Actor.SYSTEM, reasons=reasons, now=now)
+        elif state in (ClaimState.OFFERED, ClaimState.EXPIRED):
+            # A lapsed offer cannot be declined, but the customer may ask for a review of it.
+            if state is ClaimState.OFFERED:
+                _expire(session, claim, now)
+            apply_transition(
+                session,
+                claim,
+                ClaimState.IN_REVIEW,
+                Actor.CUSTOMER,
+                user_id=user_id,
+                reasons=reasons,
+                now=now,
+            )
+        elif _declined_before(claim):
+            return  # already declined: answered as before
+        else:
+            raise IllegalTransition(state, ClaimState.DECLINED, Actor.CUSTOMER)
+        mark_entered_review(session, claim, now, services.deadlines)
+
+    return _with_retries(session, claim_id, user, decline)
