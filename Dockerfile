@@ -7,7 +7,8 @@
 # Serving dependencies only (`pip install .`, no `[train]` extra): no torch in the image. The
 # bundled model (models/weights/<version>/) is package data, installed with the package.
 
-ARG PYTHON_IMAGE=python:3.11-slim
+# An exact tag, never a floating one: bump it deliberately (and rerun make test).
+ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
 # --------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
@@ -17,15 +18,16 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
 
-RUN python -m venv /opt/venv && pip install --upgrade pip setuptools wheel
+RUN python -m venv /opt/venv && pip install setuptools==84.2.1
 
 WORKDIR /src
 
-# Dependencies first, from pyproject.toml alone: this layer stays cached while only code changes.
-COPY pyproject.toml ./
+# Dependencies first, from pyproject.toml alone, at the tested versions of constraints.txt: this
+# layer stays cached while only code changes.
+COPY pyproject.toml constraints.txt ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
+    && pip install -c constraints.txt -r /tmp/requirements.txt
 
 # Then the package itself (not editable: the final stage has no source tree). The check after it
 # fails the build, not the first claim, when no model is bundled or its checksum is wrong.

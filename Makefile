@@ -2,7 +2,8 @@
 PYTHON_BIN ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+# Every install takes the tested versions of constraints.txt (how to update it: its header).
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 PORT ?= 8000
 CONFIG ?= training/configs/starter.toml
 
@@ -12,12 +13,12 @@ $(PY):
 	$(PYTHON_BIN) -m venv $(VENV)
 
 # Serving needs only onnxruntime, numpy and Pillow: no torch.
-$(VENV)/.serve-installed: pyproject.toml | $(PY)
+$(VENV)/.serve-installed: pyproject.toml constraints.txt | $(PY)
 	$(PIP) -e .
 	touch $@
 
 # Tests, training and benchmarks: the train extra (torch==2.14.1, torchvision==0.29.1) and dev tools.
-$(VENV)/.dev-installed: pyproject.toml | $(PY)
+$(VENV)/.dev-installed: pyproject.toml constraints.txt | $(PY)
 	$(PIP) -e '.[train,dev]'
 	touch $@ $(VENV)/.serve-installed
 
@@ -61,8 +62,11 @@ train: $(VENV)/.dev-installed
 train-v1: $(VENV)/.dev-installed blender
 	$(PY) -m training.train --config $(CONFIG)
 
+# The checks CI runs before the tests (.ci/run): lint, format, types.
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -266,7 +266,7 @@ class S3ObjectStore:
         )
         try:
             self._client = Minio(
-                endpoint,
+                endpoint=endpoint,
                 access_key=access_key,
                 secret_key=secret_key,
                 secure=secure,
@@ -289,9 +289,9 @@ class S3ObjectStore:
         with self._lock, _mapped_errors(f"bucket {self.bucket!r}"):
             if self._bucket_ready:
                 return
-            if not self._client.bucket_exists(self.bucket):
+            if not self._client.bucket_exists(bucket_name=self.bucket):
                 try:
-                    self._client.make_bucket(self.bucket)
+                    self._client.make_bucket(bucket_name=self.bucket)
                 except S3Error as exc:
                     # Another process created it between our check and our request.
                     if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
@@ -302,13 +302,19 @@ class S3ObjectStore:
         validate_key(key)
         self._ensure_bucket()
         with _mapped_errors(key):
-            self._client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+            self._client.put_object(
+                bucket_name=self.bucket,
+                object_name=key,
+                data=io.BytesIO(data),
+                length=len(data),
+                content_type=content_type,
+            )
 
     def get(self, key: str) -> bytes:
         validate_key(key)
         self._ensure_bucket()
         with _mapped_errors(key):
-            response = self._client.get_object(self.bucket, key)
+            response = self._client.get_object(bucket_name=self.bucket, object_name=key)
             try:
                 return response.read()
             finally:
@@ -320,7 +326,7 @@ class S3ObjectStore:
         self._ensure_bucket()
         try:
             with _mapped_errors(key):
-                self._client.stat_object(self.bucket, key)
+                self._client.stat_object(bucket_name=self.bucket, object_name=key)
         except ObjectNotFound:
             return False
         return True
@@ -330,7 +336,7 @@ class S3ObjectStore:
         self._ensure_bucket()
         try:
             with _mapped_errors(key):
-                self._client.remove_object(self.bucket, key)
+                self._client.remove_object(bucket_name=self.bucket, object_name=key)
         except ObjectNotFound:
             pass
 
@@ -340,7 +346,9 @@ class S3ObjectStore:
         with _mapped_errors(f"listing {prefix!r}"):
             names = [
                 obj.object_name
-                for obj in self._client.list_objects(self.bucket, prefix=prefix or None, recursive=True)
+                for obj in self._client.list_objects(
+                    bucket_name=self.bucket, prefix=prefix or None, recursive=True
+                )
                 if obj.object_name and not obj.is_dir
             ]
         return sorted(names)
@@ -348,7 +356,7 @@ class S3ObjectStore:
     def ping(self) -> None:
         self._ensure_bucket()
         with _mapped_errors(f"bucket {self.bucket!r}"):
-            found = self._client.bucket_exists(self.bucket)
+            found = self._client.bucket_exists(bucket_name=self.bucket)
         if not found:
             self._bucket_ready = False
             raise ObjectStoreError(f"bucket {self.bucket!r} does not exist on {self.endpoint}")
