@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from models.registry import CHALLENGER, CHAMPION
+from services import promotion
 from storage.tables import ModelEvent
 from tests.api.conftest import ApiHarness, MakeApi, assert_error
 from tests.models.gate_models import GateModels, write_evalset
-from services import promotion
 
 
 @pytest.fixture

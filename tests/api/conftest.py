@@ -4,16 +4,13 @@ helpers for users, claims and the "nothing left behind" counts."""
 
 from __future__ import annotations
 
-import io
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -22,42 +19,11 @@ from sqlalchemy import func, select
 
 from api.main import create_app
 from api.security import create_user
-from config.settings import Settings
 from claims.policy import PolicyConfig
-from storage.tables import Claim, IdempotencyKey, Photo
+from config.settings import Settings
 from services.context import Services, build_services
-
-# Pays every grade and trusts any confidence: with the tiny model, every claim under the CNY
-# ceiling gets an offer (cash, reshipment, store credit), so offer flows are deterministic.
-OFFER_ALL = PolicyConfig(
-    version="test-offer-all",
-    grade_fractions=(Decimal("0.1"), Decimal("0.2"), Decimal("0.5"), Decimal("1")),
-    confidence_threshold=Decimal("0.000001"),
-    fast_lane_grades=frozenset({0, 1, 2, 3}),
-    fast_lane_ceiling={"CNY": Decimal("2000")},
-)
-
-
-def jpeg_bytes(seed: int = 0, size: tuple[int, int] = (96, 72), **save_args: Any) -> bytes:
-    """A small noisy JPEG; different seeds give different bytes (and colours)."""
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 256, size=3)
-    pixels = np.clip(base + rng.normal(0, 20, size=(size[1], size[0], 3)), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="JPEG", quality=90, **save_args)
-    return buf.getvalue()
-
-
-def png_bytes(size: tuple[int, int] = (80, 80), color=(10, 200, 30)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def gif_bytes(size: tuple[int, int] = (80, 80)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, (200, 10, 10)).save(buf, format="GIF")
-    return buf.getvalue()
+from storage.tables import Claim, IdempotencyKey, Photo
+from tests.factories import OFFER_ALL, gif_bytes, jpeg_bytes, png_bytes  # noqa: F401 (re-exported)
 
 
 def jpeg_with_gps(seed: int = 5) -> bytes:

@@ -32,8 +32,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from api.main import create_app
 from storage.tables import Photo
-from tests.console.test_console_pages import add_user, build_console_services
 from tests.backends import free_ports
+from tests.console.test_console_pages import add_user, build_console_services
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -27,10 +27,10 @@ from sqlalchemy import select
 from api.console.routes import COOKIE
 from api.main import create_app
 from api.security import create_user
-from config.settings import Settings
 from claims.policy import DEFAULT_POLICY_FILE, parse_policy
-from storage.tables import Photo, User, utcnow
+from config.settings import Settings
 from services.context import Services, build_services
+from storage.tables import Photo, User, utcnow
 
 SHIPPED_POLICY = Path(DEFAULT_POLICY_FILE).parent / "2026-11-v1.toml"
 

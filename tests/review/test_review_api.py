@@ -13,19 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from claims.deadlines import review_deadlines
-from claims.policy import PolicyConfig
 from storage.tables import AuditEvent, Claim, Photo, PhotoLabel, ReviewDecision, utcnow
 from tests.api.conftest import OFFER_ALL, ApiHarness, MakeApi, assert_error, jpeg_bytes, photo
-
-# Pays every grade but trusts no confidence below 1: every claim of the tiny model goes to a person
-# (low_confidence), and approve always has something to pay.
-REVIEW_ALL = PolicyConfig(
-    version="test-review-all",
-    grade_fractions=(Decimal("0.1"), Decimal("0.2"), Decimal("0.5"), Decimal("1")),
-    confidence_threshold=Decimal("1"),
-    fast_lane_grades=frozenset({0, 1, 2, 3}),
-    fast_lane_ceiling={"CNY": Decimal("2000")},
-)
+from tests.factories import REVIEW_ALL
 
 
 @pytest.fixture

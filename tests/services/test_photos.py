@@ -13,7 +13,6 @@ import pytest
 from PIL import Image, ImageCms
 
 from models.preprocessing import ImageError
-from storage.objects import LocalObjectStore, ObjectStore, ObjectStoreUnavailable
 from services.photos import (
     StoredPhoto,
     discard_objects,
@@ -21,6 +20,7 @@ from services.photos import (
     make_derivative,
     store_photo,
 )
+from storage.objects import LocalObjectStore, ObjectStore, ObjectStoreUnavailable
 
 RED, BLUE = (220, 20, 20), (20, 20, 220)
 GPS_IFD = 0x8825

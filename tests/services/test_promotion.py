@@ -17,10 +17,10 @@ from config.settings import Settings
 from models.inference import DamageModel
 from models.promotion import STATUS_FEW, STATUS_NA, GateConfig, GateMetrics, Sample, gate, score
 from models.registry import CHALLENGER, CHAMPION, NoRollbackTarget, VersionNotFound
-from storage.tables import Claim, ModelEvent, Photo, PhotoLabel, ReviewDecision, User
-from tests.models.gate_models import GateModels, photo_png, samples, write_evalset
 from services import promotion
 from services.context import Services, build_services
+from storage.tables import Claim, ModelEvent, Photo, PhotoLabel, ReviewDecision, User
+from tests.models.gate_models import GateModels, photo_png, samples, write_evalset
 
 THRESHOLD = Decimal("0.9")
 LANES = frozenset({2, 3})

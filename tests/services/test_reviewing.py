@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from services import reviewing
-from claims.errors import Conflict, NotFound, Unprocessable
-from config.settings import Settings
 from claims.deadlines import SlaState, review_deadlines
+from claims.errors import Conflict, NotFound, Unprocessable
 from claims.lifecycle import Actor, ClaimState
 from claims.policy import PolicyConfig
+from config.settings import Settings
+from services import reviewing
+from services.context import Services, build_services
 from storage.review import mark_entered_review
 from storage.tables import AuditEvent, CaseNote, Claim, Photo, PhotoLabel, ReviewDecision, User, utcnow
 from storage.transitions import apply_transition
-from services.context import Services, build_services
 
 POLICY = PolicyConfig(
     version="test-review",

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
+from services.context import Services, build_services
 from tests.training.test_reviewed_export import T0, Seeded, add_claim, decide, make_users, parcel_jpeg
 from training.config import load_config
 from training.export import export_version
 from training.manifest import read_manifest
 from training.networks import build_network
 from training.retrain import retrain, version_name
-from services.context import Services, build_services
 
 CHAMPION = "champion-0.1"
 ARCH = "mobilenet_v3_small"  # small and fast on a CPU; the champion's architecture is what retrains

@@ -17,11 +17,11 @@ import pytest
 from PIL import Image
 
 from config.settings import Settings
+from services.context import Services, build_services
 from services.photos import store_photo
 from storage.tables import AuditEvent, Claim, Photo, PhotoLabel, ReviewDecision, User
 from training.manifest import read_manifest
 from training.reviewed import export_reviewed, hamming, phash, split_by_time
-from services.context import Services, build_services
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

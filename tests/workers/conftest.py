@@ -6,15 +6,15 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 import models.inference as inference
-from config.settings import Settings
 from claims.policy import PolicyConfig
+from config.settings import Settings
 from services.context import Services, build_services
+from tests.factories import OFFER_ALL
 
 # Registry versions of the tiny model: V1 is the bundled one (the first champion); V2 and V3 have
 # other weights (they grade differently).
@@ -22,15 +22,6 @@ V1 = "tiny-reg-1"
 V2 = "tiny-reg-2"
 V3 = "tiny-reg-3"
 SEEDS = {V1: 0, V2: 1, V3: 2}
-
-# Pays every grade and trusts any confidence: claims below the CNY ceiling get offers.
-OFFER_ALL = PolicyConfig(
-    version="test-offer-all",
-    grade_fractions=(Decimal("0.1"), Decimal("0.2"), Decimal("0.5"), Decimal("1")),
-    confidence_threshold=Decimal("0.000001"),
-    fast_lane_grades=frozenset({0, 1, 2, 3}),
-    fast_lane_ceiling={"CNY": Decimal("2000")},
-)
 
 
 @pytest.fixture

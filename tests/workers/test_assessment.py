@@ -9,26 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
 from claims.deadlines import review_deadlines
 from claims.lifecycle import Actor, ClaimState
 from claims.policy import PolicyConfig, ReasonCode
+from config.settings import Settings
+from services.context import Services, build_services
 from storage.objects import ObjectStoreUnavailable
 from storage.tables import Claim, utcnow
 from storage.transitions import apply_transition
 from tests.conftest import TINY_MODEL_VERSION
+from tests.factories import OFFER_ALL
 from tests.workers.helpers import events, jpeg, load_claim, moves, submit_claim
 from workers.assessment import assess_claim
-from services.context import Services, build_services
-
-# Pays every grade and trusts any confidence: the tiny model's claims below the ceiling get offers.
-OFFER_ALL = PolicyConfig(
-    version="test-offer-all",
-    grade_fractions=(Decimal("0.1"), Decimal("0.2"), Decimal("0.5"), Decimal("1")),
-    confidence_threshold=Decimal("0.000001"),
-    fast_lane_grades=frozenset({0, 1, 2, 3}),
-    fast_lane_ceiling={"CNY": Decimal("2000")},
-)
 
 
 def _services(tmp_path: Path, model_path: Path, policy: PolicyConfig | None = OFFER_ALL) -> Services:

@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from config.settings import Settings
 from claims.lifecycle import ClaimState
+from config.settings import Settings
 from storage.tables import AuditEvent, Claim
 from tests.conftest import TINY_MODEL_VERSION
+from tests.factories import policy, policy_toml
 from tests.workers.helpers import jpeg
 
 pytestmark = pytest.mark.slow
@@ -38,19 +39,7 @@ WORKER_START_TIMEOUT_S = 60.0
 PRIVATE_REDIS_DB = 14
 
 # Pays every grade and trusts any confidence, so a claim below the ceiling is always offered.
-OFFER_ALL_POLICY = """\
-version = "test-celery-offer-all"
-grade_fractions = ["0.1", "0.2", "0.5", "1.0"]
-confidence_threshold = "0.000001"
-fast_lane_grades = [0, 1, 2, 3]
-offer_valid_hours = 72
-store_credit_bonus = "0.10"
-options = ["cash", "reshipment", "store_credit"]
-[fast_lane_ceiling]
-CNY = "2000"
-[coverage_limit]
-CNY = "20000"
-"""
+OFFER_ALL_POLICY = policy_toml(policy(version="test-celery-offer-all"))
 
 
 @dataclass

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
 from claims.lifecycle import ClaimState
+from config.settings import Settings
+from services.context import Services, build_services
 from storage.objects import ObjectStoreUnavailable
 from storage.tables import Claim, utcnow
 from tests.workers.helpers import jpeg, load_claim, submit_claim
-from services.context import Services, build_services
 from workers.dispatch import CeleryDispatcher, Dispatcher, InProcessDispatcher, make_dispatcher
 
 

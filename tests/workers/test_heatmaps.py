@@ -10,10 +10,10 @@ from PIL import Image
 from config.settings import Settings
 from models.heatmaps import heatmap_layer
 from models.inference import default_model_path
+from services.context import build_services
 from storage.tables import Claim
 from tests.workers.helpers import jpeg, submit_claim
 from workers.assessment import assess_claim
-from services.context import build_services
 
 
 @pytest.fixture

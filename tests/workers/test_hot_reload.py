@@ -26,13 +26,13 @@ import models.inference as inference
 from api.main import create_app
 from api.security import create_user
 from models.registry import BOOTSTRAP_REASON, CHAMPION
+from services import context
+from services.context import Services
 from storage.objects import LocalObjectStore
 from tests.workers.conftest import V1, V2, V3
 from tests.workers.helpers import events, jpeg, load_claim, submit_claim
 from tests.workers.test_celery import stack as celery_stack  # noqa: F401  (a fixture, used below)
-from services import context
 from workers.assessment import assess_claim
-from services.context import Services
 
 WAIT_S = 20.0
 

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import func, select
 
 from models.registry import CHALLENGER
+from services.context import Services
 from storage.tables import ShadowPrediction, utcnow
 from tests.workers.conftest import SEEDS, V1, V2, V3
 from tests.workers.helpers import events, jpeg, load_claim, submit_claim
 from workers.assessment import assess_claim
-from services.context import Services
 from workers.shadow import decisions_agree, render_shadow_report, shadow_report
 
 # With the tiny models, V1 and V2 grade jpeg(1) differently (2 vs 0) and jpeg(5) the same (0).
