@@ -33,7 +33,7 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from claims.money import CURRENCIES, MoneyError, is_on_minor_unit, parse_currency
+from claims.money import CURRENCIES, MoneyError, is_on_minor_unit, parse_currency, toml_decimal
 
 # The deadline file shipped with the code. Computing a path is not I/O; the caller reads the file.
 DEFAULT_DEADLINES_FILE = Path(__file__).resolve().parent / "policies" / "deadlines-2026-11-v1.toml"
@@ -234,7 +234,6 @@ class DeadlineConfig:
         )
 
 
-_DECIMAL_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 _TIME_TEXT = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])", re.ASCII)
 _DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _DEADLINE_KEYS = frozenset(
@@ -302,19 +301,7 @@ def _toml_dates(name: str, value: object) -> frozenset[date]:
 
 
 def _toml_decimal(name: str, value: object) -> Decimal:
-    """A Decimal from a TOML string ("500") or integer (500). TOML floats are refused: tomllib has
-    already turned them into binary floats, and an amount must mean exactly what is written."""
-    if isinstance(value, float):
-        raise DeadlineConfigError(
-            f'{name} = {value!r} is a TOML float; write it as a string, {name} = "{value!r}", so it is read exactly'
-        )
-    if isinstance(value, bool):
-        raise DeadlineConfigError(f"{name} must be an amount, got {value!r}")
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value.strip()):
-        return Decimal(value.strip())
-    raise DeadlineConfigError(f'{name} must be an amount written as a string such as "500", got {value!r}')
+    return toml_decimal(name, value, error=DeadlineConfigError, what="an amount", example="500", signed=False)
 
 
 def parse_deadlines(text: str) -> DeadlineConfig:

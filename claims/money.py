@@ -206,3 +206,36 @@ def amount_text(amount: Decimal | None, currency: str) -> str | None:
     if amount is None:
         return None
     return str(quantize(amount, currency))
+
+
+_TOML_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
+_TOML_SIGNED_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?", re.ASCII)
+
+
+def toml_decimal(
+    name: str,
+    value: object,
+    *,
+    error: type[Exception],
+    what: str = "a decimal number",
+    example: str = "0.9",
+    signed: bool = True,
+) -> Decimal:
+    """A Decimal from a TOML string ("0.9") or integer (2000), for the policy and deadline files.
+
+    TOML floats are refused: tomllib has already turned them into binary floats, and a knob that
+    sets money must mean exactly what is written. `error` is the caller's configuration error, so a
+    bad file is reported in the family of the file it is in."""
+    if isinstance(value, float):
+        raise error(
+            f'{name} = {value!r} is a TOML float; write it as a string, {name} = "{value!r}", '
+            "so it is read exactly"
+        )
+    if isinstance(value, bool):
+        raise error(f"{name} must be {what}, got {value!r}")
+    if isinstance(value, int):
+        return Decimal(value)
+    pattern = _TOML_SIGNED_DECIMAL if signed else _TOML_DECIMAL
+    if isinstance(value, str) and pattern.fullmatch(value.strip()):
+        return Decimal(value.strip())
+    raise error(f'{name} must be {what} written as a string such as "{example}", got {value!r}')

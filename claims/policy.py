@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from claims.money import (
     money_context,
     parse_currency,
     quantize,
+    toml_decimal,
 )
 
 # The grade scale of models/grades.py (0 none, 1 cosmetic, 2 structural, 3 severe). Repeated here,
@@ -225,7 +225,9 @@ class PolicyConfig:
             )
 
         if self.fast_lane_rule not in FAST_LANE_RULES:
-            raise PolicyError(f"fast_lane_rule must be one of {list(FAST_LANE_RULES)}, got {self.fast_lane_rule!r}")
+            raise PolicyError(
+                f"fast_lane_rule must be one of {list(FAST_LANE_RULES)}, got {self.fast_lane_rule!r}"
+            )
         rate = _decimal("max_overpay_rate", self.max_overpay_rate)
         if not 0 < rate < 1:
             raise PolicyError(f"max_overpay_rate must be in (0, 1), got {rate}")
@@ -250,7 +252,6 @@ class PolicyConfig:
         )
 
 
-_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?", re.ASCII)
 _POLICY_KEYS = frozenset(
     {
         "version",
@@ -270,20 +271,7 @@ FAST_LANE_RULES = ("most_likely", "exceedance")
 
 
 def _toml_decimal(name: str, value: object) -> Decimal:
-    """A Decimal from a TOML string ("0.9") or integer (2000). TOML floats are refused: tomllib has
-    already turned them into binary floats, and a policy knob must mean exactly what is written."""
-    if isinstance(value, float):
-        raise PolicyError(
-            f'{name} = {value!r} is a TOML float; write it as a string, {name} = "{value!r}", '
-            "so it is read exactly"
-        )
-    if isinstance(value, bool):
-        raise PolicyError(f"{name} must be a decimal number, got {value!r}")
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value.strip()):
-        return Decimal(value.strip())
-    raise PolicyError(f'{name} must be a decimal number written as a string such as "0.9", got {value!r}')
+    return toml_decimal(name, value, error=PolicyError)
 
 
 def parse_policy(text: str) -> PolicyConfig:
@@ -574,7 +562,9 @@ def certified_threshold(
     """The model's offer threshold for the policy's overpay rate: the one certified for the largest
     rate not above `max_overpay_rate` (a threshold that keeps 1% also keeps 2%). None when the model
     certifies none: then nothing takes the fast lane."""
-    usable = [(rate, t) for rate, t in (thresholds or {}).items() if rate <= max_overpay_rate and t is not None]
+    usable = [
+        (rate, t) for rate, t in (thresholds or {}).items() if rate <= max_overpay_rate and t is not None
+    ]
     if not usable:
         return None
     return max(usable)[1]
