@@ -8,6 +8,7 @@ customer sees "you", "adjuster" or "ClaimLane" as the actor of each step.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal, cast
 from decimal import Decimal
 
 from fastapi import Request
@@ -27,6 +28,8 @@ from api.schemas import (
 from claims.lifecycle import DESCRIPTIONS, ClaimState
 from claims.money import amount_text
 from storage.tables import Claim, User
+
+OptionName = Literal["cash", "reshipment", "store_credit"]
 
 # --------------------------------------------------------------------------------------------------
 # Views
@@ -123,13 +126,13 @@ def claim_view(request: Request, claim: Claim, viewer: User) -> ClaimView:
         confidence=None if claim.confidence is None else str(claim.confidence),
         decision=_decision_view(claim, add_photos_url),
         expected_decision_at=_expected_decision_at(claim, state),
-        accepted_option=claim.accepted_option,
+        accepted_option=cast(OptionName | None, claim.accepted_option),
         payout_amount=amount_text(claim.payout_amount, claim.currency),
         timeline=[
             TimelineEntry(
                 at=e.at,
-                from_state=e.from_state,
-                to_state=e.to_state,
+                from_state=ClaimState(e.from_state) if e.from_state else None,
+                to_state=ClaimState(e.to_state),
                 actor=_actor_for(e.actor, viewer),
                 reasons=list(e.reason_codes or []),
             )

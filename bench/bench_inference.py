@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     inputs = {b: rng.uniform(-1, 1, size=(b, 3, size, size)).astype(np.float32) for b in (1, 8)}
 
     rows: list[tuple[str, int, Timing | None, str]] = []  # (case, batch, timing, ratio or n/a text)
-    ort_t = {b: time_calls(lambda b=b: model.predict_arrays(inputs[b]), batch=b, **timing) for b in (1, 8)}
+    ort_t = {b: time_calls(partial(model.predict_arrays, inputs[b]), batch=b, **timing) for b in (1, 8)}
 
     eager, reason = load_eager(model)
     eager_t: dict[int, Timing | None] = {1: None, 8: None}
@@ -148,15 +149,19 @@ def main(argv: list[str] | None = None) -> int:
             with torch.inference_mode():
                 return net(torch.from_numpy(inputs[b]))
 
-        eager_t = {b: time_calls(lambda b=b: run_eager(b), batch=b, **timing) for b in (1, 8)}
-        diff = np.abs(model.predict_arrays(inputs[8]) - run_eager(8)[0].double().numpy()).max()  # grade_probs first
+        eager_t = {b: time_calls(partial(run_eager, b), batch=b, **timing) for b in (1, 8)}
+        diff = np.abs(
+            model.predict_arrays(inputs[8]) - run_eager(8)[0].double().numpy()
+        ).max()  # grade_probs first
         notes.append(f"max |ONNX Runtime - eager| grade probability on the batch-8 input: {diff:.2e}")
     for b in (1, 8):
         rows.append(("ONNX Runtime", b, ort_t[b], fmt_ratio(ort_t[b], eager_t[b], "vs eager")))
     # The model's budget (issue 11): at most 25 ms per photo on one core.
     one_core = DamageModel(model.path, intra_op_num_threads=1, inter_op_num_threads=1)
     one_t = time_calls(lambda: one_core.predict_arrays(inputs[1]), batch=1, **timing)
-    budget = f"budget {ONE_CORE_BUDGET_MS:.0f} ms: {'within' if one_t.p50_ms <= ONE_CORE_BUDGET_MS else 'OVER'}"
+    budget = (
+        f"budget {ONE_CORE_BUDGET_MS:.0f} ms: {'within' if one_t.p50_ms <= ONE_CORE_BUDGET_MS else 'OVER'}"
+    )
     rows.append(("ONNX Runtime, one core", 1, one_t, budget))
     size_mb = model.path.stat().st_size / 1e6
     notes.append(f"model.onnx is {size_mb:.1f} MB (budget 30 MB), input {size}x{size} px")
@@ -186,7 +191,7 @@ def print_report(model, rows, notes, args, eager, jpeg_bytes: int) -> None:
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        usable = os.cpu_count()
+        usable = os.cpu_count() or 1
     print(f"# Inference benchmark: {model.version}\n")
     cpu = f"{platform.machine()} {platform.processor() or ''}".rstrip()
     print(f"- machine: {cpu}, {os.cpu_count()} CPU cores ({usable} usable by this process)")

@@ -145,10 +145,10 @@ class DeadlineConfig:
             raise DeadlineConfigError("working_days must list at least one weekday")
         put("working_days", days)
 
-        hours = self.working_hours
-        if isinstance(hours, str | bytes) or not isinstance(hours, Iterable):
-            raise DeadlineConfigError(f"working_hours must be (start, end), got {hours!r}")
-        hours = tuple(hours)
+        given = self.working_hours
+        if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+            raise DeadlineConfigError(f"working_hours must be (start, end), got {given!r}")
+        hours = tuple(given)
         if len(hours) != 2 or not all(isinstance(t, time) for t in hours):
             raise DeadlineConfigError(f"working_hours must be two times (start, end), got {hours!r}")
         if any(t.tzinfo is not None for t in hours):
@@ -162,12 +162,12 @@ class DeadlineConfig:
 
         holidays = _check_dates("holidays", self.holidays)
         extra = _check_dates("extra_working_days", self.extra_working_days)
-        for d in sorted(extra):
-            if d in holidays:
-                raise DeadlineConfigError(f"{d} is both a holiday and an extra working day")
-            if d.isoweekday() in days:
+        for day in sorted(extra):
+            if day in holidays:
+                raise DeadlineConfigError(f"{day} is both a holiday and an extra working day")
+            if day.isoweekday() in days:
                 raise DeadlineConfigError(
-                    f"extra_working_days: {d} is a {WEEKDAY_NAMES[d.weekday()]}, already a working day"
+                    f"extra_working_days: {day} is a {WEEKDAY_NAMES[day.weekday()]}, already a working day"
                 )
         put("holidays", holidays)
         put("extra_working_days", extra)

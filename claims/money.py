@@ -9,6 +9,9 @@ has) is refused with a message saying why, rather than guessed at.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from typing import overload
+
 import re
 from collections.abc import Mapping
 from decimal import (
@@ -84,7 +87,7 @@ _SEPARATED = re.compile(r"[0-9]+([,_' \u00a0\u202f][0-9]+)+(\.[0-9]+)?", re.ASCI
 MONEY_CONTEXT = Context(prec=50, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
 
 
-def money_context():
+def money_context() -> AbstractContextManager[Context]:
     """A context manager running Decimal arithmetic in :data:`MONEY_CONTEXT`."""
     return localcontext(MONEY_CONTEXT)
 
@@ -200,6 +203,12 @@ def format_money(amount: Decimal, currency: str) -> str:
     return f"{quantize(amount, currency)} {currency}"
 
 
+@overload
+def amount_text(amount: Decimal, currency: str) -> str: ...
+@overload
+def amount_text(amount: None, currency: str) -> None: ...
+@overload
+def amount_text(amount: Decimal | None, currency: str) -> str | None: ...
 def amount_text(amount: Decimal | None, currency: str) -> str | None:
     """An amount as the API writes it in JSON: exact decimal text at the currency's minor unit
     ("150.00" for CNY, "1500" for JPY), never a float; None stays None."""

@@ -311,7 +311,9 @@ def parse_policy(text: str) -> PolicyConfig:
 
     return PolicyConfig(
         version=data["version"],
-        grade_fractions=tuple(_toml_decimal(f"grade_fractions[{i}]", v) for i, v in enumerate(fractions)),
+        grade_fractions=tuple(  # type: ignore[arg-type]  # length checked by PolicyConfig
+            _toml_decimal(f"grade_fractions[{i}]", v) for i, v in enumerate(fractions)
+        ),
         confidence_threshold=_toml_decimal("confidence_threshold", data["confidence_threshold"]),
         fast_lane_grades=frozenset(grades),
         fast_lane_ceiling=per_currency("fast_lane_ceiling"),
@@ -335,7 +337,7 @@ def _check_probs(probs: Sequence[float], what: str) -> tuple[float, ...]:
     values = tuple(probs)
     if len(values) != NUM_GRADES:
         raise ValueError(f"{what}: expected {NUM_GRADES} probabilities (grades 0-3), got {len(values)}")
-    out = []
+    out: list[float] = []
     for p in values:
         if isinstance(p, bool) or not isinstance(p, numbers.Real):
             raise ValueError(f"{what}: probabilities must be numbers, got {p!r}")

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     data_dir: Path = Path(".claimlane")
     # `claimlane serve` listens here; the platform convention PORT is honoured too.
-    port: int = Field(8000, ge=1, le=65535, validation_alias=AliasChoices("CLAIMLANE_PORT", "PORT"))
+    port: int = Field(default=8000, ge=1, le=65535, validation_alias=AliasChoices("CLAIMLANE_PORT", "PORT"))
     # Database: SQLAlchemy URL; empty means SQLite at <data_dir>/claimlane.db.
     database_url: SecretStr = SecretStr("")
     # Object store: "local" (a directory, embedded default) or "s3" (MinIO or any S3 server).

@@ -51,7 +51,7 @@ def _binary(y: Any) -> np.ndarray:
     return arr
 
 
-def _ratio(num: float, den: float) -> float:
+def _ratio(num: float | np.integer, den: float | np.integer) -> float:
     return float(num) / float(den) if den else float("nan")
 
 
@@ -127,7 +127,7 @@ class ReliabilityBins(NamedTuple):
     edges: np.ndarray  # (n_bins + 1,)
     confidence: np.ndarray  # (n_bins,) mean predicted probability in the bin
     frequency: np.ndarray  # (n_bins,) observed frequency of the outcome (accuracy for top-label)
-    count: np.ndarray  # (n_bins,) int
+    count: np.ndarray  # type: ignore[assignment]  # (n_bins,) int; shadows tuple.count, as intended
 
 
 def reliability_bins(y_true: Any, prob: Any, n_bins: int = 15) -> ReliabilityBins:

@@ -108,9 +108,9 @@ def to_input(img: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
     if img.mode != "RGB":
         img = _to_rgb(img)
     resized = img.resize((size, size), Image.Resampling.BILINEAR)
-    arr = np.asarray(resized, dtype=np.float32) / 255.0
-    arr = (arr - np.asarray(MEAN, dtype=np.float32)) / np.asarray(STD, dtype=np.float32)
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+    pixels = np.asarray(resized, dtype=np.float32) / np.float32(255.0)
+    normalised = (pixels - np.asarray(MEAN, dtype=np.float32)) / np.asarray(STD, dtype=np.float32)
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1))
 
 
 def preprocess(source: ImageSource, size: int = INPUT_SIZE) -> np.ndarray:

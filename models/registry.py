@@ -175,8 +175,10 @@ def verify_folder(folder: Path) -> dict[str, str]:
 
 def metrics_summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The headline numbers of a metrics.json (training/evaluate.py layout, or a flat dict)."""
-    binary = metrics.get("binary") if isinstance(metrics.get("binary"), Mapping) else metrics
-    grade = metrics.get("grade") if isinstance(metrics.get("grade"), Mapping) else {}
+    found = metrics.get("binary")
+    binary: Mapping[str, Any] = found if isinstance(found, Mapping) else metrics
+    found = metrics.get("grade")
+    grade: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     out: dict[str, Any] = {}
     for key in ("auroc", "ece", "brier", "fpr", "accuracy", "count"):
         value = binary.get(key)

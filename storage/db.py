@@ -181,15 +181,12 @@ def _is_unavailable_one(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.OperationalError):
         message = str(exc).lower()
         return any(m in message for m in _SQLITE_UNAVAILABLE_MESSAGES)
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        psycopg = None
-    if psycopg is not None:
-        if isinstance(exc, psycopg.InterfaceError):
-            return True  # e.g. "the connection is closed"
-        if isinstance(exc, psycopg.OperationalError):
-            state = getattr(exc, "sqlstate", None)
-            # No SQLSTATE: libpq failed to connect or lost the connection (refused, timeout...).
-            return state is None or state.startswith("08") or state in _PG_UNAVAILABLE_STATES
+    import psycopg  # a dependency; imported here so SQLite-only tools never load libpq
+
+    if isinstance(exc, psycopg.InterfaceError):
+        return True  # e.g. "the connection is closed"
+    if isinstance(exc, psycopg.OperationalError):
+        state = getattr(exc, "sqlstate", None)
+        # No SQLSTATE: libpq failed to connect or lost the connection (refused, timeout...).
+        return state is None or state.startswith("08") or state in _PG_UNAVAILABLE_STATES
     return isinstance(exc, (ConnectionError, TimeoutError))

@@ -23,7 +23,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
     "InvalidObjectKey",
@@ -371,7 +371,7 @@ class _mapped_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> Literal[False]:
         if exc is None or isinstance(exc, ObjectStoreError):
             return False
         mapped = _map_exception(exc, self.what)

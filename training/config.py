@@ -91,7 +91,8 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
         raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
     kwargs = {}
     for name, value in values.items():
-        default = known[name].default_factory() if callable(known[name].default_factory) else None
+        factory = known[name].default_factory
+        default = factory() if callable(factory) else None
         kwargs[name] = _build(type(default), value) if is_dataclass(default) else value
     return cls(**kwargs)
 

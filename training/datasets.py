@@ -18,6 +18,7 @@ import csv
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -122,7 +123,7 @@ def build_manifest(cfg: DataConfig, out: str | Path) -> Path:
             seed = cfg.synthetic_seed * 10 + offset + seed_offset
             rows += _cached(
                 cache / f"{prefix}-s{seed}-n{n}-{cfg.synthetic_size}{suffix}",
-                lambda d, make=make, n=n, seed=seed, split=split: make(d, n, seed, split),
+                partial(_generate, make, n, seed, split),
             )
     intact = [r for r in base if r.damaged == 0]  # the photos composites and pastes start from
     if cfg.composites_per_intact > 0 and base:
@@ -156,3 +157,10 @@ def _cached(folder: Path, make: Callable[[Path], list[Row]]) -> list[Row]:
     write_manifest(tmp / "manifest.csv", rows)
     tmp.rename(folder)  # a half-generated folder is never mistaken for a finished one
     return read_manifest(manifest)
+
+
+def _generate(
+    make: Callable[[Path, int, int, str], list[Row]], n: int, seed: int, split: str, out: Path
+) -> list[Row]:
+    """One generator's split into `out` (what `_cached` builds when the cache has none)."""
+    return make(out, n, seed, split)

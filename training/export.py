@@ -110,6 +110,8 @@ def export_onnx(
         optimize=True,
         verbose=False,
     )
+    if program is None:
+        raise RuntimeError("torch.onnx.export returned no program (dynamo export expected)")
     proto = program.model_proto
     folded = fold_pads_into_convs(proto)
     metadata = dict(metadata) | {"claimlane.folded_pads": str(folded)}

@@ -22,6 +22,7 @@ import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from models.preprocessing import load_image, to_input
+from training.networks import feature_map
 
 VIEWS = ("orig", "flip", "dark", "blur")
 
@@ -74,9 +75,12 @@ def extract(
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
         batch = np.stack(
-            [to_input(apply_view(load_image(p, min_side=size), view, _seed(str(p), view)), size) for p in chunk]
+            [
+                to_input(apply_view(load_image(p, min_side=size), view, _seed(str(p), view)), size)
+                for p in chunk
+            ]
         )
-        fmap = backbone.feature_map(torch.from_numpy(batch))
+        fmap = feature_map(backbone, torch.from_numpy(batch))
         pooled = torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
         out.append(pooled.numpy().astype(np.float32))
         if progress:

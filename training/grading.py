@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -142,7 +142,8 @@ def backbone_factory(key: str, cfg: GradingConfig) -> Callable[[], nn.Module]:
         elif key == "bundled-l0":
             from training.export import load_torch_model
 
-            return load_torch_model(Path("models/weights") / cfg.bundled_version).net.backbone
+            loaded = load_torch_model(Path("models/weights") / cfg.bundled_version)
+            return cast(nn.Module, cast(Any, loaded.net).backbone)
         else:
             raise ValueError(f"unknown backbone {key!r}")
         net._fc = None
@@ -186,6 +187,9 @@ class Heads(nn.Module):
     exported graph carries them and serving needs nothing else.
     """
 
+    mean: torch.Tensor  # buffers (register_buffer), declared for the type checker
+    std: torch.Tensor
+
     def __init__(
         self, dim: int, mean: np.ndarray, std: np.ndarray, dropout: float, ordinal: str = "independent"
     ) -> None:
@@ -195,7 +199,7 @@ class Heads(nn.Module):
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
         self.ordinal = ordinal
-        self.grade: nn.Module = OrdinalHead(dim, dropout) if ordinal == "coral" else IndependentHead(dim, dropout)
+        self.grade: Any = OrdinalHead(dim, dropout) if ordinal == "coral" else IndependentHead(dim, dropout)
         self.scene = nn.Linear(dim, len(SCENES))
         self.quality = nn.Linear(dim, len(QUALITIES))
         self.drop = nn.Dropout(dropout)
@@ -416,7 +420,7 @@ def compare(recipes: Sequence[Recipe], cfg: GradingConfig) -> list[dict[str, Any
         tr_sc = score(heads, feats["orig"][tr])
         temp = fit_temperature(tr_sc.grade_logits, ds.grade[tr], (ds.grade[tr] >= 1).astype(int))
         parcel = ds.scene[va] == PARCEL
-        rep = {
+        rep: dict[str, Any] = {
             "recipe": recipe.name,
             "seconds": round(time.time() - t0, 1),
             "grade_parcels": grade_report(ds.grade[va][parcel], sc.p_ge(temp)[parcel]),
@@ -450,6 +454,8 @@ class GradingNet(nn.Module):
     location, which shows where it looks without being an exact share (a maximum is not a sum).
     """
 
+    temperature: torch.Tensor  # a buffer
+
     def __init__(self, backbone: nn.Module, heads: Heads, temperature: float) -> None:
         super().__init__()
         self.backbone = backbone
@@ -457,9 +463,9 @@ class GradingNet(nn.Module):
         self.register_buffer("temperature", torch.tensor(float(temperature)))
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        from training.networks import exceedance_to_grade_probs
+        from training.networks import exceedance_to_grade_probs, feature_map
 
-        fmap = self.backbone.feature_map(image)
+        fmap = feature_map(self.backbone, image)
         z = self.heads.standardise(torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1))
         p_ge = torch.sigmoid(self.heads.grade(z) / self.temperature)
         channels = fmap.shape[1]
@@ -582,7 +588,7 @@ def train(recipe: Recipe, cfg: GradingConfig, out_root: Path, version: str | Non
     rep_oof = fast_lane_report(dev, ds, oof, temperature, chosen.threshold, gate)
     rep_test = fast_lane_report(test, ds, test_scores, temperature, chosen.threshold, gate)
     parcel_test = ds.scene[test] == PARCEL
-    summary = {
+    summary: dict[str, Any] = {
         "version": version,
         "recipe": asdict(recipe),
         "config": {k: str(v) for k, v in asdict(cfg).items()},

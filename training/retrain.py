@@ -65,19 +65,10 @@ def _champion_checkpoint(services: Services) -> tuple[str | None, Path | None, s
 
 
 def _register(services: Services, version_dir: Path, version: str, parent: str | None) -> None:
-    try:
-        from services.promotion import register
-    except ModuleNotFoundError as exc:  # not deployed yet: register and set the alias here
-        if exc.name != "services.promotion":
-            raise
-        register = None
-    if register is not None:
-        register(services, version_dir, actor=ACTOR, parent=parent)
-        return
-    services.registry.register(version_dir, parent=parent, actor=ACTOR)
-    services.registry.set_alias(
-        "challenger", version, actor=ACTOR, reason=f"retrained on reviewed claims (parent {parent})"
-    )
+    """Register the new version as challenger through the promotion service (its events, its gate)."""
+    from services.promotion import register
+
+    register(services, version_dir, actor=ACTOR, parent=parent)
 
 
 def retrain_config(

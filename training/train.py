@@ -253,7 +253,7 @@ def run(cfg: RunConfig, *, resume: bool = False) -> Path:
     metrics_file = out / "metrics.jsonl"
     for epoch in range(start_epoch, cfg.train.epochs):
         t0 = time.time()
-        record = {"epoch": epoch}
+        record: dict[str, float] = {"epoch": epoch}
         record |= train_one_epoch(model, train_loader, optimizer, scheduler, epoch, cfg.train.max_steps)
         record |= evaluate(model, val_loader, val_rows)
         record["seconds"] = round(time.time() - t0, 1)
