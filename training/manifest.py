@@ -17,7 +17,7 @@ import csv
 import hashlib
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 FIELDS = ("path", "grade", "damaged", "group", "source", "split")
@@ -131,7 +131,3 @@ def shared_dataset_rows(root: str | os.PathLike[str] | None = None) -> list[Row]
                 )
             )
     return rows
-
-
-def with_split(rows: Iterable[Row], split: str) -> list[Row]:
-    return [replace(r, split=split) for r in rows]
