@@ -95,3 +95,15 @@ def test_serving_imports_no_torch() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_only_config_reads_the_environment() -> None:
+    """Settings are read once, by `config.settings`; a second reader would drift from it."""
+    readers = []
+    for package in ("api", "workers", "services", "models", "storage", "claims"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            for needle in ("os.environ", "os.getenv", "getenv("):
+                if needle in text:
+                    readers.append(f"{path.relative_to(ROOT)}: {needle}")
+    assert not readers, "\n".join(readers)
