@@ -3,6 +3,7 @@
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from training.config import load_config
@@ -43,6 +44,7 @@ def test_pads_fold_into_convs_without_changing_results():
     np.testing.assert_allclose(_run(model, x), before, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_onnx_runtime_matches_pytorch(tmp_path):
     cfg = load_config(None, export={"version": "parity-test"})
     net = build_network("efficientnet_lite0", pretrained=True).eval()
@@ -79,6 +81,7 @@ def test_onnx_runtime_matches_pytorch(tmp_path):
     assert np.abs(twin_probs - session.run(["grade_probs"], {"image": images})[0]).max() < 1e-2
 
 
+@pytest.mark.slow
 def test_damage_map_output_is_the_score_decomposed_by_location(tmp_path):
     """The exported damage_map is Grad-CAM for this head: its mean plus the head's bias is the
     damage score itself, so the heatmap shows exactly what drove the grade."""

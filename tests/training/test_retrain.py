@@ -22,6 +22,8 @@ from training.retrain import retrain, version_name
 CHAMPION = "champion-0.1"
 ARCH = "mobilenet_v3_small"  # small and fast on a CPU; the champion's architecture is what retrains
 
+pytestmark = pytest.mark.slow  # a real training run (seconds to a minute)
+
 
 @pytest.fixture
 def services(tmp_path: Path, tiny_onnx_model: Path):

@@ -8,6 +8,8 @@ import pytest
 from training.config import load_config
 from training.train import run
 
+pytestmark = pytest.mark.slow  # a real training run (seconds to a minute)
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
