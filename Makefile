@@ -39,7 +39,7 @@ services:
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-# 3D parcel renders for training (training/synthetic_3d.py) use Debian's Blender (3.4, Cycles on the
+# 3D parcel renders for training (training/synthetic/render3d.py) use Debian's Blender (3.4, Cycles on the
 # CPU), installed the same way; where it cannot be, the render tests skip and say so.
 blender:
 	@command -v blender >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq blender >/dev/null) || \

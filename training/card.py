@@ -72,13 +72,13 @@ def _debiasing_lines(data: dict) -> list[str]:
     if data.get("pastes"):
         lines.append(
             "Real intact studio-shot boxes cut out of their plain backdrop and set on rendered doorstep "
-            "floors (`training/synthetic_paste.py`, source `paste`), each once intact and once with graded "
+            "floors (`training/synthetic/paste.py`, source `paste`), each once intact and once with graded "
             'damage painted on, so "phone photo of a box on a floor" does not mean "damaged".'
         )
     if data.get("renders_train"):
         lines.append(
             f"{data['renders_train']:,} path-traced 3D parcels rendered with Blender's Cycles "
-            "(`training/synthetic_3d.py`, source `render`): kraft boxes with tape and courier labels on "
+            "(`training/synthetic/render3d.py`, source `render`): kraft boxes with tape and courier labels on "
             "doorstep floors under sun, lamp, overcast sky or flash, intact or with geometric dents, crushed "
             "corners, caved sides, tears, stains, soaking and crushing by grade, finished by the same phone "
             "pipeline as the procedural photos."
@@ -135,7 +135,7 @@ def render_card(
         ATTRIBUTION,
         "",
         "Synthetic photos (all four grades): procedural phone photos of parcels rendered by "
-        "`training/synthetic.py` (kraft, white and printed boxes, tape, labels, floors, lighting, blur, noise, "
+        "`training/synthetic/procedural.py` (kraft, white and printed boxes, tape, labels, floors, lighting, blur, noise, "
         "JPEG; damage by grade: scuffs and dents; crushed corners, caved sides, holes, water stains; burst, "
         "crushed flat, large tears, soaked), and graded damage painted onto the real intact photos "
         '(`composite`), which keeps a retail box from meaning "intact".',

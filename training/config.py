@@ -34,9 +34,9 @@ class DataConfig:
     synthetic_size: int = 256
     composites_per_intact: int = 1  # graded damage painted onto real intact photos
     # Real intact plain-backdrop boxes cut out and set on rendered floors, intact and damaged
-    # (`training/synthetic_paste.py`)
+    # (`training/synthetic/paste.py`)
     pastes: bool = False
-    # Path-traced 3D parcels from Blender (`training/synthetic_3d.py`, source `render`): how many
+    # Path-traced 3D parcels from Blender (`training/synthetic/render3d.py`, source `render`): how many
     # per split (0 = none; a run that asks for them needs Blender) and Cycles samples per pixel.
     renders_train: int = 0
     renders_val: int = 0

@@ -78,7 +78,7 @@ def shared_rows(cfg: DataConfig) -> list[Row]:
 
 def build_manifest(cfg: DataConfig, out: str | Path) -> Path:
     """Write the run's manifest; generated images are cached by seed and size in `cfg.cache_dir`."""
-    from training import synthetic
+    from training.synthetic import procedural as synthetic
 
     cache = Path(cfg.cache_dir)
     rows: list[Row] = []
@@ -92,7 +92,7 @@ def build_manifest(cfg: DataConfig, out: str | Path) -> Path:
         )
 
     def rendered(d: Path, n: int, seed: int, split: str) -> list[Row]:
-        from training import synthetic_3d
+        from training.synthetic import render3d as synthetic_3d
 
         return synthetic_3d.generate_renders(
             d,
@@ -134,7 +134,7 @@ def build_manifest(cfg: DataConfig, out: str | Path) -> Path:
             ),
         )
     if cfg.pastes and base:
-        from training import synthetic_paste
+        from training.synthetic import paste as synthetic_paste
 
         rows += _cached(
             cache / f"paste-s{cfg.synthetic_seed}-n{len(intact)}-{cfg.synthetic_size}",

@@ -1,4 +1,4 @@
-"""3D parcel renders from Blender (`training/synthetic_3d.py`, scene in `training/blender_parcel.py`).
+"""3D parcel renders from Blender (`training/synthetic/render3d.py`, scene in `training/synthetic/blender_parcel.py`).
 
 The render tests need Debian's `blender` (`make test` installs it where it can, as it does
 Chromium); without it they skip and say so.
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training import synthetic_3d
 from training.manifest import read_manifest, write_manifest
+from training.synthetic import render3d as synthetic_3d
 
+pytestmark = pytest.mark.slow  # Blender renders and a model run (5-20 s each)
 needs_blender = pytest.mark.skipif(
     synthetic_3d.blender_path() is None,
     reason="SKIPPED: Blender is not installed (apt-get install blender); the 3D renders are untested",

@@ -1,4 +1,4 @@
-"""Real studio boxes on rendered floors (`training/synthetic_paste.py`)."""
+"""Real studio boxes on rendered floors (`training/synthetic/paste.py`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from training.manifest import Row
-from training.synthetic_paste import SOURCE, cut_out, generate_pastes, paste_on_floor
+from training.synthetic.paste import SOURCE, cut_out, generate_pastes, paste_on_floor
 
 
 def _studio_box(path, fill=(176, 132, 86)):

@@ -1,18 +1,18 @@
 """3D parcel renders: path-traced boxes from Blender, finished like phone photos (source `render`).
 
-Why a second generator: the procedural one (`training/synthetic.py`) draws in 2.5D; here a box is
+Why a second generator: the procedural one (`training/synthetic/procedural.py`) draws in 2.5D; here a box is
 real geometry under one light, so a dent, a crushed corner or a caved side shades and shadows as
 it would in a customer's photo, and an intact kraft parcel with tape and a courier label sits on a
-doorstep floor the same way a damaged one does. The scene lives in `training/blender_parcel.py`
+doorstep floor the same way a damaged one does. The scene lives in `training/synthetic/blender_parcel.py`
 (Blender's own Python); this module draws the labels, runs Blender processes in parallel, puts
-each render through the phone pipeline of `synthetic._photo` (exposure, white balance, blur,
+each render through the phone pipeline of `synthetic.phone_photo` (exposure, white balance, blur,
 noise, JPEG) and writes manifest rows.
 
 Blender is optional: Debian's `blender` package (3.4, Cycles on the CPU, about 0.5 s per 256 px
 image per core). Without it, `blender_path()` is None and a run that asks for renders stops with
 that message rather than training on something else.
 
-CLI: `python -m training.synthetic_3d --out DIR --n N [--seed S] [--split train] [--preview PNG]`.
+CLI: `python -m training.synthetic.render3d --out DIR --n N [--seed S] [--split train] [--preview PNG]`.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from training.manifest import Row, write_manifest
-from training.synthetic import GRADE_P, JPEG_QUALITY, SEED_STRIDE, _photo
-from training.synthetic_tex import F32
+from training.synthetic.procedural import GRADE_P, JPEG_QUALITY, SEED_STRIDE, phone_photo
+from training.synthetic.tex import F32
 
 SCENE = Path(__file__).with_name("blender_parcel.py")
 SAMPLES = 16  # Cycles samples per pixel: the phone pipeline's own noise hides the rest
@@ -96,7 +96,7 @@ def _finish(job: dict, out: Path, seed: int, split: str) -> Row:
     rng = np.random.default_rng(job["seed"] + 17)
     with Image.open(job["png"]) as im:
         rgb = np.asarray(im.convert("RGB"), F32) * F32(1 / 255)
-    img = _photo(rng, rgb, job["size"], flash=False)
+    img = phone_photo(rng, rgb, job["size"], flash=False)
     path = out / f"render_{seed}_{job['i']:06d}.jpg"
     img.save(path, "JPEG", quality=JPEG_QUALITY)
     return Row(
@@ -195,7 +195,10 @@ def _collect(
                     bar.update()
     if bar is not None:
         bar.close()
+    sel.close()
     for k, p in enumerate(procs):
+        if p.stdout is not None:
+            p.stdout.close()  # read to the end above; closing it here, not at garbage collection
         if p.wait() != 0 or len(rows) < n:
             tail = "".join(logs[k][-20:])
             raise RuntimeError(f"Blender failed ({len(rows)} of {n} rendered):\n{tail}")
@@ -225,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     write_manifest(args.out / "manifest.csv", rows)
     if args.preview:
-        from training.synthetic import preview_sheet
+        from training.synthetic.procedural import preview_sheet
 
         preview_sheet(rows, args.preview)
     print(f"{len(rows)} renders in {args.out}")

@@ -8,11 +8,29 @@ point that projects inside the frame, sized relative to what is visible.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from training import synthetic_damage as dmg
-from training.synthetic_geom import Box, Camera, Face, apply_h, top_share
+from training.synthetic import damage as dmg
+from training.synthetic.geom import Box, Camera, Face, apply_h, top_share
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A rendered box as the camera sees it: everything a damage plan needs to land in the photo
+    (one value instead of a dozen positional arguments threaded through every placement helper)."""
+
+    faces: list[Face]
+    cam: Camera
+    box: Box
+    verts: np.ndarray  # the box's 3D vertices
+    proj: np.ndarray  # the vertices projected into the photo (pixels)
+    hull: list[int]  # vertex indices of the silhouette
+    ppm: float  # texture pixels per metre of board (also pixels per metre at the box)
+    size: int  # the photo's side in pixels
+    seam_along_x: bool
+    open_flaps: bool
 
 
 def _in_frame(p: np.ndarray, size: int, margin: float = 0.06) -> bool:
@@ -44,25 +62,13 @@ def _pick_face(rng: np.random.Generator, faces: list[Face], size: int, prefer_si
     return faces[int(rng.choice(len(faces), p=w))]
 
 
-def apply_plan(
-    rng: np.random.Generator,
-    plan: list[tuple[str, int]],
-    faces: list[Face],
-    cam: Camera,
-    box: Box,
-    verts: np.ndarray,
-    proj: np.ndarray,
-    hull: list[int],
-    ppm: float,
-    size: int,
-    seam_along_x: bool,
-    comps: list,
-    crushed_flat: bool,
-    open_flaps: bool,
-) -> None:
+def apply_plan(rng: np.random.Generator, plan: list[tuple[str, int]], shot: Shot, comps: list) -> None:
     """Paint each (kind, grade) of `plan` onto the visible outer faces' surfaces and append the
     silhouette displacements it implies to `comps`. Strength grows with grade so a cosmetic scuff
     stays subtler than structural damage of the same kind of mark."""
+    faces, cam, box, verts, proj, hull = shot.faces, shot.cam, shot.box, shot.verts, shot.proj, shot.hull
+    ppm, size, seam_along_x = shot.ppm, shot.size, shot.seam_along_x
+    open_flaps = shot.open_flaps
     outer = [f for f in faces if f.role == "outer" and f.surf is not None]
     if not outer:
         return
@@ -74,10 +80,10 @@ def apply_plan(
     for kind, g in plan:
         strength = float(rng.uniform(0.65, 1.0) if g == 1 else rng.uniform(0.75, 1.0) if g == 2 else 1.0)
         if kind in ("crushed_corner",) or (kind == "crushed_edge" and rng.random() < 0.3):
-            _crush_corner(rng, outer, verts, proj, hull, centre_px, box, ppm, px_per_m, size, strength, comps)
+            _crush_corner(rng, outer, shot, centre_px, strength, comps)
             continue
         if kind == "crushed_edge":
-            _crush_edge(rng, outer, verts, proj, hull, centre_px, box, ppm, px_per_m, size, strength, comps)
+            _crush_edge(rng, outer, shot, centre_px, strength, comps)
             continue
         if kind == "crushed_flat":
             for f in outer:
@@ -90,7 +96,7 @@ def apply_plan(
                 )
             )
             for _ in range(int(rng.integers(1, 3))):
-                _crush_corner(rng, outer, verts, proj, hull, centre_px, box, ppm, px_per_m, size, 1.0, comps)
+                _crush_corner(rng, outer, shot, centre_px, 1.0, comps)
             continue
         if kind == "soaked":
             for f in outer:
@@ -202,19 +208,14 @@ def _local_px_per_m(proj: np.ndarray, verts: np.ndarray, vid: int) -> float:
 def _crush_corner(
     rng: np.random.Generator,
     outer: list[Face],
-    verts: np.ndarray,
-    proj: np.ndarray,
-    hull: list[int],
+    shot: Shot,
     centre_px: np.ndarray,
-    box: Box,
-    ppm: float,
-    px_per_m: float,
-    size: int,
     strength: float,
     comps: list[tuple],
 ) -> None:
     """A crushed corner: the corner vertex is pushed into the box (silhouette bitten in, with a
     wrinkled outline) and the faces meeting there get the folded, darkened texture."""
+    verts, proj, hull, box, ppm, size = shot.verts, shot.proj, shot.hull, shot.box, shot.ppm, shot.size
     visible_v = {v for f in outer for v in (f.vids or ())}
     cands = [v for v in hull if v in visible_v and v >= 4 and _in_frame(proj[v], size, 0.04)]
     if not cands:
@@ -244,18 +245,13 @@ def _crush_corner(
 def _crush_edge(
     rng: np.random.Generator,
     outer: list[Face],
-    verts: np.ndarray,
-    proj: np.ndarray,
-    hull: list[int],
+    shot: Shot,
     centre_px: np.ndarray,
-    box: Box,
-    ppm: float,
-    px_per_m: float,
-    size: int,
     strength: float,
     comps: list[tuple],
 ) -> None:
     """A crushed edge: a stretch of a silhouette edge pushed in, with buckling creases."""
+    verts, proj, hull, box, ppm, size = shot.verts, shot.proj, shot.hull, shot.box, shot.ppm, shot.size
     edges = []
     for f in outer:
         if f.vids is None:

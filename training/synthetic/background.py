@@ -13,8 +13,8 @@ import math
 import numpy as np
 from PIL import Image
 
-from training.synthetic_geom import Camera, Light, Z, _unit
-from training.synthetic_tex import F32, blur, fine_noise, hsv, smooth_noise
+from training.synthetic.geom import Camera, Light, Z, unit_vector
+from training.synthetic.tex import F32, blur, fine_noise, hsv, smooth_noise
 
 FLOORS = ("planks", "tiles", "concrete", "carpet", "pavers", "table", "laminate")
 
@@ -88,7 +88,7 @@ def _background(
 
     # Wall: a vertical plane behind the parcel, facing the camera. Its base is parallel to the
     # camera's horizontal axis, so the wall covers the rows above a line: render only those.
-    fh = _unit(np.array([cam.fwd[0], cam.fwd[1], 0.0]) + 1e-9)
+    fh = unit_vector(np.array([cam.fwd[0], cam.fwd[1], 0.0]) + 1e-9)
     rh = np.array([-fh[1], fh[0], 0.0])
     wall_d = box_extent * 0.6 + (rng.uniform(0.05, 0.6) if rng.random() < 0.6 else rng.uniform(0.6, 2.5))
     depth_h = gx * F32(fh[0]) + gy * F32(fh[1])

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from training import synthetic_damage as dmg
-from training.synthetic_geom import (
+from training.synthetic import damage as dmg
+from training.synthetic.geom import (
     FACES,
     SEAM_END_FACES,
     Box,
@@ -22,16 +22,16 @@ from training.synthetic_geom import (
     Face,
     Light,
     Z,
-    _unit,
     apply_h,
     convex_hull,
     displacement_mesh,
     homography,
     top_share,
+    unit_vector,
     warp_to,
 )
-from training.synthetic_place import apply_plan
-from training.synthetic_tex import (
+from training.synthetic.place import Shot, apply_plan
+from training.synthetic.tex import (
     F32,
     Mask,
     board_albedo,
@@ -370,29 +370,26 @@ def render_box(
         faces = [f for f in faces if f.name != "top"]
     extra = _open_box_faces(rng, cam, box, verts, style, ppm) if open_flaps else []
     hull = convex_hull(proj)
-    apply_plan(
-        rng,
-        plan,
-        faces,
-        cam,
-        box,
-        verts,
-        proj,
-        hull,
-        ppm,
-        size,
-        style.seam_along_x,
-        comps,
-        crushed_flat,
-        open_flaps,
+    shot = Shot(
+        faces=faces,
+        cam=cam,
+        box=box,
+        verts=verts,
+        proj=proj,
+        hull=hull,
+        ppm=ppm,
+        size=size,
+        seam_along_x=style.seam_along_x,
+        open_flaps=open_flaps,
     )
+    apply_plan(rng, plan, shot, comps)
     # Shade and composite far-to-near.
     allf = extra + faces
     allf.sort(
         key=lambda f: -float(cam.depth(f.corners.mean(0)[None])[0]) + (1e3 if f.role == "flap_front" else 0)
     )
     ld = light.direction
-    fill = _unit(cam.pos - centre + np.array([0, 0, 0.3 * np.linalg.norm(cam.pos - centre)])) * (
+    fill = unit_vector(cam.pos - centre + np.array([0, 0, 0.3 * np.linalg.norm(cam.pos - centre)])) * (
         0.22 * light.ambient
     )
     # Work in the box's own bounding box (plus room for crushed outlines), not the whole frame.
@@ -519,7 +516,7 @@ def _open_box_faces(
         a, b = verts[vids[0]], verts[vids[1]]
         side = Face(name, verts[list(vids)], None, 1, 1, "outer")
         _, _, n = side.axes
-        n = _unit(np.array([n[0], n[1], 0.0]))
+        n = unit_vector(np.array([n[0], n[1], 0.0]))
         length = (box.d if name in ("front", "back") else box.w) / 2 * rng.uniform(0.85, 1.0)
         theta = math.radians(rng.uniform(5, 125))
         dirv = math.cos(theta) * Z + math.sin(theta) * n

@@ -11,18 +11,18 @@ damage onto real photos of intact (mostly retail) boxes, so that box type cannot
 label from either side.
 
 How a render imitates a phone photo (each step names the real-photo property it copies):
-- `synthetic_geom`: one perspective camera (with the roll of a hand-held phone) and one light
+- `geom`: one perspective camera (with the roll of a hand-held phone) and one light
   (ceiling lamp, low sun, overcast sky or flash), so faces, floor and shadows agree.
-- `synthetic_background`: doorstep and hallway floors (planks, tiles, pavers, concrete, carpet,
+- `background`: doorstep and hallway floors (planks, tiles, pavers, concrete, carpet,
   table tops, doormats) receding to a wall, skirting board or door.
-- `synthetic_box`: cuboid parcels with two or three visible faces, close-ups, flat mailers, the
+- `box`: cuboid parcels with two or three visible faces, close-ups, flat mailers, the
   occasional second parcel; kraft board with tape, courier labels, logos, handling marks,
   scribbles and grime; burst-open boxes with flaps, inner walls and contents.
-- `synthetic_tex`: board colour, mottling, fibres and corrugation flutes; the drawing helpers.
-- `synthetic_damage` and `synthetic_place`: scuffs, dents, creases, crushed corners and edges,
+- `tex`: board colour, mottling, fibres and corrugation flutes; the drawing helpers.
+- `damage` and `place`: scuffs, dents, creases, crushed corners and edges,
   caved panels, tears with torn fibrous edges, stains, soaking, burst seams and crushing, lit
   through a height map and placed where the camera sees them.
-- `_photo` below: auto-exposure error, white balance, uneven lighting, vignetting, defocus or
+- `phone_photo` below: auto-exposure error, white balance, uneven lighting, vignetting, defocus or
   hand-shake blur, phone sharpening, resolution loss, sensor noise and JPEG re-compression.
 
 Everything is a pure function of the seed (`numpy.random.default_rng(seed)`, no global state).
@@ -45,13 +45,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from training import synthetic_damage as dmg
 from training.balance import border_pixels
 from training.manifest import Row, read_manifest, shared_dataset_dir, shared_dataset_rows, write_manifest
-from training.synthetic_background import render_background
-from training.synthetic_box import render_box
-from training.synthetic_geom import Box, Camera, displacement_mesh, sample_light, shadow_masks
-from training.synthetic_tex import F32, fine_noise, to_u8
+from training.synthetic import damage as dmg
+from training.synthetic.background import render_background
+from training.synthetic.box import render_box
+from training.synthetic.geom import Box, Camera, displacement_mesh, sample_light, shadow_masks
+from training.synthetic.tex import F32, fine_noise, to_u8
 
 SEED_STRIDE = 1_000_003
 GRADE_P = (0.35, 0.65 / 3, 0.65 / 3, 0.65 / 3)
@@ -65,7 +65,7 @@ __all__ = ["compose_damage", "generate", "generate_composites", "main", "render_
 # --------------------------------------------------------------------------------------------
 
 
-def _frame(
+def frame_camera(
     rng: np.random.Generator, cam: Camera, pts: np.ndarray, size: int, fill: float, spill: float
 ) -> None:
     """Choose focal length and principal point so `pts` fill `fill` of the frame. Customers
@@ -120,11 +120,11 @@ def _scene(rng: np.random.Generator, grade: int, size: int) -> tuple[np.ndarray,
         cam.right, cam.up = r * math.cos(a) + u * math.sin(a), u * math.cos(a) - r * math.sin(a)
     verts = box.rest_verts()
     if shot == "closeup":
-        _frame(rng, cam, verts, size, rng.uniform(1.05, 1.5), 0.0)
+        frame_camera(rng, cam, verts, size, rng.uniform(1.05, 1.5), 0.0)
     elif rng.random() < 0.12:
-        _frame(rng, cam, verts, size, rng.uniform(0.8, 1.15), 0.15)
+        frame_camera(rng, cam, verts, size, rng.uniform(0.8, 1.15), 0.15)
     else:
-        _frame(rng, cam, verts, size, rng.uniform(0.42, 0.88), 0.0)
+        frame_camera(rng, cam, verts, size, rng.uniform(0.42, 0.88), 0.0)
     light = sample_light(rng, cam)
     plan = dmg.plan_damage(rng, grade)
     extent = max(box.w, box.d)
@@ -174,7 +174,7 @@ def _scene(rng: np.random.Generator, grade: int, size: int) -> tuple[np.ndarray,
 # --------------------------------------------------------------------------------------------
 
 
-def _photo(rng: np.random.Generator, rgb: np.ndarray, size: int, flash: bool) -> Image.Image:
+def phone_photo(rng: np.random.Generator, rgb: np.ndarray, size: int, flash: bool) -> Image.Image:
     """Turn a clean render into what a phone produces and a claims upload carries."""
     s = size
     # Auto-exposure aims at a mid grey and misses a bit; highlights roll off rather than clip.
@@ -290,10 +290,10 @@ def _render(seed: int, grade: int | None, size: int) -> tuple[Image.Image, int, 
     if not 0 <= g <= 3:
         raise ValueError(f"grade must be 0-3, got {grade}")
     rgb, plan, mode = _scene(rng, g, size)
-    return _photo(rng, rgb, size, flash=mode == "flash"), g, plan
+    return phone_photo(rng, rgb, size, flash=mode == "flash"), g, plan
 
 
-def _foreground(arr: np.ndarray) -> np.ndarray:
+def foreground_mask(arr: np.ndarray) -> np.ndarray:
     """Rough box mask of a product photo: pixels that differ from the border colour. Product
     shots are mostly a box on a plain backdrop, so this keeps damage off the background."""
     h, w = arr.shape[:2]
@@ -326,7 +326,7 @@ def compose_damage(base: Image.Image, grade: int, seed: int) -> Image.Image:
     img = base.convert("RGB")
     arr = np.asarray(img, F32) * F32(1 / 255)
     h, w = arr.shape[:2]
-    fg = _foreground(arr)
+    fg = foreground_mask(arr)
     yy, xx = np.mgrid[0:h, 0:w]
     central = (np.abs(xx - w / 2) < w * 0.36) & (np.abs(yy - h / 2) < h * 0.36)
     cand = np.argwhere(fg & central)
@@ -480,11 +480,11 @@ def generate(
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(out, seed, i, size, split) for i in range(n)]
     if workers <= 1 or n < 2 * workers:
-        return [_render_to(job) for job in _progress(jobs, progress, "render")]
+        return [_render_to(job) for job in progress_bar(jobs, progress, "render")]
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return list(_progress(pool.imap(_render_to, jobs, chunksize=8), progress, "render", total=n))
+        return list(progress_bar(pool.imap(_render_to, jobs, chunksize=8), progress, "render", total=n))
 
 
 def generate_composites(
@@ -506,7 +506,7 @@ def generate_composites(
     rows = []
     j = 0
     offset = int(np.random.default_rng(seed).integers(3))
-    for r in _progress(intact, progress, "composite"):
+    for r in progress_bar(intact, progress, "composite"):
         with Image.open(r.path) as im:
             base = im.convert("RGB")
         for _ in range(per_image):
@@ -520,7 +520,7 @@ def generate_composites(
     return rows
 
 
-def _progress(it: Sequence | Iterable, enabled: bool, desc: str, total: int | None = None) -> Iterable:
+def progress_bar(it: Sequence | Iterable, enabled: bool, desc: str, total: int | None = None) -> Iterable:
     if not enabled:
         return it
     from tqdm import tqdm

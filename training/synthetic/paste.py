@@ -11,7 +11,7 @@ once with graded damage painted on it (`compose_damage`), so the same real box o
 appears with both labels and only the damage tells them apart.
 
 Only photos whose backdrop is one flat colour are cut out (the border test of
-`training.balance`); the mask is `synthetic._foreground`, the one compose_damage already uses.
+`training.balance`); the mask is `synthetic.foreground_mask`, the one compose_damage already uses.
 """
 
 from __future__ import annotations
@@ -25,18 +25,18 @@ from PIL import Image, ImageFilter
 
 from training.balance import PLAIN_BORDER, plain_border_fraction
 from training.manifest import Row
-from training.synthetic import (
+from training.synthetic.background import render_background
+from training.synthetic.geom import Box, Camera, sample_light, shadow_masks
+from training.synthetic.procedural import (
     JPEG_QUALITY,
     SEED_STRIDE,
-    _foreground,
-    _frame,
-    _photo,
-    _progress,
     compose_damage,
+    foreground_mask,
+    frame_camera,
+    phone_photo,
+    progress_bar,
 )
-from training.synthetic_background import render_background
-from training.synthetic_geom import Box, Camera, sample_light, shadow_masks
-from training.synthetic_tex import F32
+from training.synthetic.tex import F32
 
 SOURCE = "paste"
 MIN_FG, MAX_FG = 0.06, 0.8  # share of the frame the box covers: less is a speck, more has no backdrop
@@ -50,7 +50,7 @@ def cut_out(base: Image.Image) -> tuple[tuple[int, int, int, int], np.ndarray] |
     thumb = np.asarray(rgb.resize((96, 96)), dtype=np.float32)
     if plain_border_fraction(thumb) <= PLAIN_BORDER:
         return None
-    fg = _foreground(arr)
+    fg = foreground_mask(arr)
     if not MIN_FG <= fg.mean() <= MAX_FG:
         return None
     ys, xs = np.nonzero(fg)
@@ -81,7 +81,7 @@ def paste_on_floor(
         target + dist * np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)]),
         target,
     )
-    _frame(rng, cam, stand_in.verts, size, rng.uniform(0.45, 0.8), 0.0)
+    frame_camera(rng, cam, stand_in.verts, size, rng.uniform(0.45, 0.8), 0.0)
     light = sample_light(rng, cam)
     bg, info = render_background(rng, cam, size, light, max(stand_in.w, stand_in.d))
 
@@ -112,7 +112,7 @@ def paste_on_floor(
     region = bg[ys0:ys1, xs0:xs1]
     aa = a[sy : sy + ys1 - ys0, sx : sx + xs1 - xs0]
     region[:] = region * (1 - aa) + sprite[sy : sy + ys1 - ys0, sx : sx + xs1 - xs0] * aa
-    return _photo(rng, bg, size, flash=light.mode == "flash")
+    return phone_photo(rng, bg, size, flash=light.mode == "flash")
 
 
 def generate_pastes(
@@ -126,7 +126,7 @@ def generate_pastes(
     rows: list[Row] = []
     j = 0
     intact = [b for b in base_rows if b.damaged == 0]
-    for i, r in enumerate(_progress(intact, progress, "paste")):
+    for i, r in enumerate(progress_bar(intact, progress, "paste")):
         with Image.open(r.path) as im:
             base = im.convert("RGB")
         cut = cut_out(base)

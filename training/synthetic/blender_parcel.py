@@ -1,13 +1,13 @@
 """Blender scene for 3D parcel renders; runs inside Blender, not in the project's Python.
 
-Why 3D: the procedural generator (`training/synthetic.py`) paints damage in 2.5D, and the real
+Why 3D: the procedural generator (`training/synthetic/procedural.py`) paints damage in 2.5D, and the real
 photos tie "brown board in a phone scene" to "damaged". A path-traced box with true geometry, a
 dent or a crushed corner that catches the light and throws its own shadow, tape and a label that
 follow the board, on a floor under one sun, lamp or flash, is a second, independent look at the
 same thing: intact and damaged kraft parcels that differ only in their damage.
 
-Invoked by `training/synthetic_3d.py` as
-`blender -b --factory-startup -noaudio -P training/blender_parcel.py -- JOBS.json`; each job is
+Invoked by `training/synthetic/render3d.py` as
+`blender -b --factory-startup -noaudio -P training/synthetic/blender_parcel.py -- JOBS.json`; each job is
 `{"seed", "grade", "png", "size", "samples", "label"}` (label: a PNG drawn by the driver). Only
 `bpy`, `bmesh`, `mathutils` and the standard library: Blender's Python has no numpy here.
 Every random choice comes from `random.Random(seed)`, so a job always renders the same scene.

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from training import synthetic_damage as dmg
-from training.synthetic_tex import F32, hsv, smooth_noise
+from training.synthetic import damage as dmg
+from training.synthetic.tex import F32, hsv, smooth_noise
 
 Z = np.array([0.0, 0.0, 1.0])
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
+def unit_vector(v: np.ndarray) -> np.ndarray:
     return v / (np.linalg.norm(v) + 1e-12)
 
 
@@ -42,9 +42,9 @@ class Camera:
 
     @staticmethod
     def look_at(pos: np.ndarray, target: np.ndarray) -> Camera:
-        fwd = _unit(target - pos)
+        fwd = unit_vector(target - pos)
         right = np.cross(fwd, Z)
-        right = _unit(right) if np.linalg.norm(right) > 1e-6 else np.array([1.0, 0.0, 0.0])
+        right = unit_vector(right) if np.linalg.norm(right) > 1e-6 else np.array([1.0, 0.0, 0.0])
         return Camera(pos, right, np.cross(right, fwd), fwd)
 
     def project(self, pts: np.ndarray) -> np.ndarray:
@@ -174,8 +174,8 @@ def sample_light(rng: np.random.Generator, cam: Camera) -> Light:
         )
         amb_col, sun_col = np.array([0.97, 0.99, 1.04], F32), np.array([1.0, 1.0, 1.0], F32)
     else:
-        back = _unit(cam.pos - np.array([0, 0, 0.1]))
-        d = _unit(back + rng.normal(0, 0.08, 3) + cam.up * 0.15)
+        back = unit_vector(cam.pos - np.array([0, 0, 0.1]))
+        d = unit_vector(back + rng.normal(0, 0.08, 3) + cam.up * 0.15)
         amb, dif = rng.uniform(0.12, 0.3), rng.uniform(0.75, 1.0)
         return Light(
             d,
@@ -253,9 +253,9 @@ class Face:
     @property
     def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         c = self.corners
-        u = _unit((c[1] - c[0]) + (c[2] - c[3]))
-        v = _unit((c[3] - c[0]) + (c[2] - c[1]))
-        n = _unit(np.cross(v, u))
+        u = unit_vector((c[1] - c[0]) + (c[2] - c[3]))
+        v = unit_vector((c[3] - c[0]) + (c[2] - c[1]))
+        n = unit_vector(np.cross(v, u))
         return u, v, n
 
     def tex_corners(self) -> np.ndarray:

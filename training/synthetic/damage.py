@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.synthetic_tex import (
+from training.synthetic.tex import (
     F32,
     Mask,
     Pt,
