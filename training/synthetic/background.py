@@ -56,12 +56,14 @@ def render_background(
     rgb_low, info = _background(rng, half, low, light, box_extent)
     rgb = np.stack(
         [
-            np.asarray(Image.fromarray(rgb_low[..., c], "F").resize((size, size), Image.BICUBIC))
+            np.asarray(Image.fromarray(rgb_low[..., c], "F").resize((size, size), Image.Resampling.BICUBIC))
             for c in range(3)
         ],
         -1,
     )
-    floor = Image.fromarray((~info.pop("wall")).astype(F32), "F").resize((size, size), Image.BILINEAR)
+    floor = Image.fromarray((~info.pop("wall")).astype(F32), "F").resize(
+        (size, size), Image.Resampling.BILINEAR
+    )
     info["floor"] = np.asarray(floor)
     grain = fine_noise(rng, size, size) * F32(rng.uniform(0.008, 0.03))
     rgb = rgb * (1 + grain)[..., None]
@@ -169,8 +171,8 @@ def _floor(rng: np.random.Generator, gx: np.ndarray, gy: np.ndarray, fp: np.ndar
                 else np.array([rng.uniform(0.75, 0.95)] * 3, F32)
             )
             pw, pl = rng.uniform(0.3, 0.6), 8.0
-        k = np.floor(b / F32(pw)).astype(np.int64)
-        stagger = tab[(k * 7) % 64] * F32(pl)
+        k = np.floor(b / F32(pw)).astype(np.int64)  # type: ignore[assignment]  # numpy scalar vs float reuse
+        stagger = tab[(k * 7) % 64] * F32(pl)  # type: ignore[call-overload]  # numpy scalar vs float reuse
         m = np.floor((a + stagger) / F32(pl)).astype(np.int64)
         pid = (k * 31 + m * 17) % 64
         tone = tab[pid] * F32(0.09)

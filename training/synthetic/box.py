@@ -165,12 +165,12 @@ def _outer_texture(rng: np.random.Generator, f: Face, style: BoxStyle, box: Box,
         sz = rng.uniform(0.04, 0.08) * ppm
         draw_pictogram(rng, pm.draw, rng.uniform(0.2, 0.8) * tw, rng.uniform(0.1, 0.6) * th, sz)
     if box.kind == "box" and not top and rng.random() < 0.25:
-        for k in range(int(rng.integers(1, 4))):
+        for k in range(int(rng.integers(1, 4))):  # type: ignore[assignment]  # numpy scalar vs float reuse
             text_blocks(
                 rng,
                 pm.draw,
                 0.08 * tw,
-                th * (0.78 + 0.05 * k),
+                th * (0.78 + 0.05 * k),  # type: ignore[arg-type]  # numpy scalar vs float reuse
                 tw * rng.uniform(0.2, 0.5),
                 max(1, 0.008 * ppm),
             )
@@ -394,7 +394,8 @@ def render_box(
     )
     # Work in the box's own bounding box (plus room for crushed outlines), not the whole frame.
     polys = [
-        apply_h(f.h_tex, np.array(f.shape, float) if f.shape is not None else f.tex_corners()) for f in allf
+        apply_h(f.homography, np.array(f.shape, float) if f.shape is not None else f.tex_corners())
+        for f in allf
     ]
     pts = np.vstack(polys + [proj])
     margin = 3 + (size // 6 if comps else 0)
@@ -421,7 +422,7 @@ def render_box(
         if x0 >= x1 or y0 >= y1:
             continue
         shaded = dmg.shade(
-            f.surf,
+            f.surface,
             n,
             u,
             v,
@@ -435,7 +436,7 @@ def render_box(
         )
         pad = 8
         tex = Image.fromarray(to_u8(np.pad(shaded, ((pad, pad), (pad, pad), (0, 0)), mode="edge")), "RGB")
-        warped = np.asarray(warp_to(tex, f.h_tex, (x0, y0, x1, y1), pad), F32) * F32(1 / 255)
+        warped = np.asarray(warp_to(tex, f.homography, (x0, y0, x1, y1), pad), F32) * F32(1 / 255)
         # Anti-aliased coverage (drawn at 2x), grown by ~1 px so that a nearer face drawn later
         # covers the seam and no background shows through between adjacent faces.
         mk = Image.new("L", (2 * (x1 - x0), 2 * (y1 - y0)), 0)
@@ -452,12 +453,14 @@ def render_box(
     alpha_img = sil.reduce(2)
     # Colour where faces only partly covered a pixel is un-premultiplied; the silhouette alpha
     # alone decides how much background shows, so edges are not darkened twice.
-    layer = layer / np.maximum(cov, 1e-3)[..., None]
+    layer = layer / np.maximum(cov, 1e-3)[..., None]  # type: ignore[assignment]  # numpy scalar vs float reuse
     if comps:
         local = [_shift_comp(c, bx0, by0) for c in comps]
         rgba = Image.fromarray(np.dstack([to_u8(layer), np.asarray(alpha_img)]), "RGBA")
         mesh = displacement_mesh(max(bw, bh), (0, 0, bw, bh), local, rng)
-        arr = np.asarray(rgba.transform((bw, bh), Image.MESH, mesh, Image.BILINEAR), F32) * F32(1 / 255)
+        arr = np.asarray(
+            rgba.transform((bw, bh), Image.Transform.MESH, mesh, Image.Resampling.BILINEAR), F32
+        ) * F32(1 / 255)
         return BoxRender(arr[..., :3], arr[..., 3], verts, (bx0, by0))
     return BoxRender(layer, np.asarray(alpha_img, F32) * F32(1 / 255), verts, (bx0, by0))
 

@@ -15,6 +15,7 @@ Units are metres; z is up; the main box stands on the floor (z = 0) centred at t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,7 +83,7 @@ def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.append(h, 1.0).reshape(3, 3)
 
 
-def apply_h(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+def apply_h(h: np.ndarray, pts: np.ndarray | Sequence[tuple[float, float]]) -> np.ndarray:
     pts = np.atleast_2d(np.asarray(pts, float))
     q = np.c_[pts, np.ones(len(pts))] @ h.T
     return q[:, :2] / q[:, 2:3]
@@ -102,7 +103,9 @@ def warp_to(
     m = m / m[2, 2]
     coeffs = tuple(m.flatten()[:8])
     fill = img.getpixel((img.width // 2, img.height // 2))
-    return img.transform((x1 - x0, y1 - y0), Image.PERSPECTIVE, coeffs, Image.BILINEAR, fillcolor=fill)
+    return img.transform(
+        (x1 - x0, y1 - y0), Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR, fillcolor=fill
+    )
 
 
 def convex_hull(pts: np.ndarray) -> list[int]:
@@ -226,7 +229,7 @@ class Box:
     rot: float = 0.0
     pos: tuple[float, float] = (0.0, 0.0)
     kind: str = "box"  # box | mailer
-    verts: np.ndarray = field(default=None)  # type: ignore[assignment]
+    verts: np.ndarray = field(default=None)  # type: ignore[arg-type]  # set by __post_init__
 
     def __post_init__(self) -> None:
         if self.verts is None:
@@ -249,6 +252,19 @@ class Face:
     surf: dmg.Surface | None = None
     h_tex: np.ndarray | None = None  # texture -> pixel homography
     shape: list | None = None  # polygon in texture coords (default: rectangle)
+
+    @property
+    def surface(self) -> dmg.Surface:
+        """The face's paintable surface; only outer faces being painted have one, and callers
+        choose those (`surf is not None`) before painting."""
+        assert self.surf is not None, f"face {self.name} has no surface"
+        return self.surf
+
+    @property
+    def homography(self) -> np.ndarray:
+        """Texture -> pixel homography; set for every face once the camera has projected it."""
+        assert self.h_tex is not None, f"face {self.name} is not projected"
+        return self.h_tex
 
     @property
     def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

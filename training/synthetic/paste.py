@@ -99,8 +99,8 @@ def paste_on_floor(
     bw, bh = max(4, int(box_img.width * scale)), max(4, int(box_img.height * scale))
     ox = int(round((px0 + px1) / 2 - bw / 2))
     oy = int(round(py1 - bh))
-    sprite = np.asarray(box_img.resize((bw, bh), Image.BILINEAR), F32) * F32(1 / 255)
-    a = np.asarray(Image.fromarray(alpha).resize((bw, bh), Image.BILINEAR), F32)[..., None]
+    sprite = np.asarray(box_img.resize((bw, bh), Image.Resampling.BILINEAR), F32) * F32(1 / 255)
+    a = np.asarray(Image.fromarray(alpha).resize((bw, bh), Image.Resampling.BILINEAR), F32)[..., None]
     # The studio light is replaced by the scene's: its colour and a little of its brightness.
     tint = (F32(light.ambient) * light.amb_col + F32(light.diffuse * 0.6) * light.sun_col) / F32(1.05)
     sprite = sprite * tint * F32(rng.uniform(0.75, 1.0))

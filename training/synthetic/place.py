@@ -43,7 +43,7 @@ def _face_point(
     """A texture point on the face that lands inside the frame (damage must be in the photo)."""
     for _ in range(12):
         u, v = rng.uniform(lo, hi) * f.tex_w, rng.uniform(lo, hi) * f.tex_h
-        if _in_frame(apply_h(f.h_tex, [(u, v)])[0], size):
+        if _in_frame(apply_h(f.homography, [(u, v)])[0], size):
             return u, v
     return f.tex_w / 2, f.tex_h / 2
 
@@ -52,7 +52,7 @@ def _pick_face(rng: np.random.Generator, faces: list[Face], size: int, prefer_si
     """A face chosen by its in-frame area: damage on a sliver of a grazing face is invisible."""
     weights = []
     for f in faces:
-        p = apply_h(f.h_tex, f.tex_corners())
+        p = apply_h(f.homography, f.tex_corners())
         p = np.clip(p, 0, size)
         a = 0.5 * abs(np.dot(p[:, 0], np.roll(p[:, 1], 1)) - np.dot(p[:, 1], np.roll(p[:, 0], 1)))
         if prefer_side and f.name != "top":
@@ -87,7 +87,7 @@ def apply_plan(rng: np.random.Generator, plan: list[tuple[str, int]], shot: Shot
             continue
         if kind == "crushed_flat":
             for f in outer:
-                dmg.crumple(f.surf, rng, rng.uniform(1.0, 2.0), 1.0)
+                dmg.crumple(f.surface, rng, rng.uniform(1.0, 2.0), 1.0)
             comps.append(
                 (
                     "noise",
@@ -102,16 +102,18 @@ def apply_plan(rng: np.random.Generator, plan: list[tuple[str, int]], shot: Shot
             for f in outer:
                 if f.name == "top":
                     if rng.random() < 0.6:
-                        dmg.soak(f.surf, rng, rng.uniform(0.5, 1.0), rng.uniform(0.8, 1.0), from_bottom=False)
+                        dmg.soak(
+                            f.surface, rng, rng.uniform(0.5, 1.0), rng.uniform(0.8, 1.0), from_bottom=False
+                        )
                 else:
                     dmg.soak(
-                        f.surf,
+                        f.surface,
                         rng,
                         rng.uniform(0.45, 1.0) if not mailer else 1.0,
                         rng.uniform(0.8, 1.0),
                         from_bottom=True,
                     )
-                dmg.crumple(f.surf, rng, rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.6))
+                dmg.crumple(f.surface, rng, rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.6))
             top_c = cam.project(verts[4:].mean(0)[None])[0]
             comps.append(
                 (
@@ -132,14 +134,14 @@ def apply_plan(rng: np.random.Generator, plan: list[tuple[str, int]], shot: Shot
             if tops and not mailer and top_share(cam, verts) > 0.25:
                 f = tops[0]
                 dim = f.tex_h if seam_along_x else f.tex_w
-                dmg.split_seam(f.surf, rng, seam_along_x, dim * rng.uniform(0.18, 0.45), 1.0)
+                dmg.split_seam(f.surface, rng, seam_along_x, dim * rng.uniform(0.18, 0.45), 1.0)
                 comps.append(
                     ("noise", px_per_m * max(box.w, box.d) * 0.012, px_per_m * max(box.w, box.d) * 0.4)
                 )
                 continue
             kind = "large_tear"
         f = _pick_face(rng, outer, size, prefer_side=kind in ("caved_side", "hole", "tear"))
-        s = f.surf
+        s = f.surface
         m = min(f.tex_w, f.tex_h) if not mailer else min(f.tex_w, f.tex_h) * 0.8
         # In close-ups the face is bigger than the frame: size damage by what is in the photo.
         m = min(m, 0.75 * size * ppm / px_per_m)
@@ -233,7 +235,7 @@ def _crush_corner(
         i = f.vids.index(vid)
         corner = f.tex_corners()[i]
         r = min(r_m * ppm, 0.9 * max(f.tex_w, f.tex_h))
-        dmg.crushed_corner(f.surf, rng, (float(corner[0]), float(corner[1])), max(3.0, r), strength)
+        dmg.crushed_corner(f.surface, rng, (float(corner[0]), float(corner[1])), max(3.0, r), strength)
     p = proj[vid]
     d = p - centre_px
     d = d / (np.linalg.norm(d) + 1e-9)
@@ -277,7 +279,7 @@ def _crush_edge(
             continue
         idx, forward = e
         tt = t if forward else 1 - t
-        dmg.crushed_edge(f.surf, rng, idx, tt, size_m * ppm, strength)
+        dmg.crushed_edge(f.surface, rng, idx, tt, size_m * ppm, strength)
     p = proj[a] * (1 - t) + proj[b] * t
     d = p - centre_px
     d = d / (np.linalg.norm(d) + 1e-9)
@@ -294,7 +296,7 @@ def _edge_bump(
     d_edges = [v, f.tex_w - u, f.tex_h - v, u]
     e = int(np.argmin(d_edges))
     pt = [(u, 0), (f.tex_w, v), (u, f.tex_h), (0, v)][e]
-    p = apply_h(f.h_tex, [pt])[0]
+    p = apply_h(f.homography, [pt])[0]
     d = p - centre_px
     d = d / (np.linalg.norm(d) + 1e-9)
     comps.append(("bump", p[0], p[1], r_px, d[0] * r_px * k, d[1] * r_px * k))

@@ -135,13 +135,13 @@ def _scene(rng: np.random.Generator, grade: int, size: int) -> tuple[np.ndarray,
         # A second parcel nearby, undamaged: delivery photos often show several.
         ow = rng.uniform(0.15, 0.5)
         ang = math.atan2(cam.fwd[1], cam.fwd[0]) + rng.choice([-1, 1]) * rng.uniform(0.6, 1.6)
-        r = extent * 0.75 + ow * 0.75 + rng.uniform(0.02, 0.3)
+        r = extent * 0.75 + ow * 0.75 + rng.uniform(0.02, 0.3)  # type: ignore[assignment]  # numpy scalar vs float reuse
         other = Box(
             ow,
             ow * rng.uniform(0.5, 1),
             ow * rng.uniform(0.3, 1),
             rot=rng.uniform(0, np.pi),
-            pos=(r * math.cos(ang), r * math.sin(ang)),
+            pos=(r * math.cos(ang), r * math.sin(ang)),  # type: ignore[arg-type]  # numpy scalar vs float reuse
         )
         layers.append(render_box(rng, cam, other, light, size, []))
     layers.append(render_box(rng, cam, box, light, size, plan))
@@ -162,7 +162,7 @@ def _scene(rng: np.random.Generator, grade: int, size: int) -> tuple[np.ndarray,
     for lay in layers:
         x0, y0 = lay.offset
         h, w = lay.alpha.shape
-        a = lay.alpha[..., None]
+        a = lay.alpha[..., None]  # type: ignore[assignment]  # numpy scalar vs float reuse
         region = bg[y0 : y0 + h, x0 : x0 + w]
         region *= 1 - a
         region += lay.rgb * a
@@ -205,8 +205,8 @@ def phone_photo(rng: np.random.Generator, rgb: np.ndarray, size: int, flash: boo
     if rng.random() < 0.18:
         # Resolution loss: a low-resolution camera, digital zoom or a messaging app's downscale.
         f = rng.uniform(0.4, 0.8)
-        small = img.resize((max(8, int(s * f)), max(8, int(s * f))), Image.BILINEAR)
-        img = small.resize((s, s), Image.BILINEAR)
+        small = img.resize((max(8, int(s * f)), max(8, int(s * f))), Image.Resampling.BILINEAR)
+        img = small.resize((s, s), Image.Resampling.BILINEAR)
     arr = np.asarray(img, F32) * F32(1 / 255)
     sigma = rng.uniform(0.004, 0.022) * (1.6 if flash else 1.0)
     lum_noise = fine_noise(rng, s, s) * F32(sigma) * np.sqrt(np.clip(arr.mean(-1), 0.02, 1)) * F32(1.4)
@@ -303,13 +303,13 @@ def foreground_mask(arr: np.ndarray) -> np.ndarray:
     mask = Image.fromarray(((diff > 0.2) * 255).astype(np.uint8))
     # Open the mask (erode, then dilate) to drop soft shadows, JPEG noise and thin outlines;
     # done at quarter resolution because rank filters are slow.
-    small = mask.resize((max(8, w // 4), max(8, h // 4)), Image.BOX)
+    small = mask.resize((max(8, w // 4), max(8, h // 4)), Image.Resampling.BOX)
     small = (
         small.filter(ImageFilter.MinFilter(3))
         .filter(ImageFilter.MaxFilter(3))
         .filter(ImageFilter.MinFilter(3))
     )
-    return np.asarray(small.resize((w, h), Image.BILINEAR)) > 160
+    return np.asarray(small.resize((w, h), Image.Resampling.BILINEAR)) > 160
 
 
 def compose_damage(base: Image.Image, grade: int, seed: int) -> Image.Image:
@@ -440,9 +440,9 @@ def compose_damage(base: Image.Image, grade: int, seed: int) -> Image.Image:
         mesh = displacement_mesh(max(w, h), (0, 0, w, h), comps, rng, weight=weight)
         result = result.transform(
             (w, h),
-            Image.MESH,
+            Image.Transform.MESH,
             mesh,
-            Image.BILINEAR,
+            Image.Resampling.BILINEAR,
             fillcolor=tuple(int(v) for v in np.asarray(result)[0, 0]),
         )
     return result
@@ -542,7 +542,7 @@ def preview_sheet(
     names = ("0 none", "1 cosmetic", "2 structural", "3 severe")
     for i, r in enumerate(rows):
         with Image.open(r.path) as im:
-            t = im.convert("RGB").resize((thumb, thumb), Image.BILINEAR)
+            t = im.convert("RGB").resize((thumb, thumb), Image.Resampling.BILINEAR)
         x, y = (i % cols) * thumb, (i // cols) * thumb
         sheet.paste(t, (x, y))
         label = names[r.grade] if r.grade is not None else f"bin {r.damaged}"

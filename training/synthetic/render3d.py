@@ -174,6 +174,7 @@ def _collect(
     logs: list[list[str]] = [[] for _ in procs]
     sel = selectors.DefaultSelector()
     for k, p in enumerate(procs):
+        assert p.stdout is not None  # started with stdout=PIPE
         sel.register(p.stdout, selectors.EVENT_READ, k)
     bar = None
     if progress:
@@ -183,7 +184,7 @@ def _collect(
     streams = len(procs)
     while streams:
         for key, _ in sel.select():
-            line = key.fileobj.readline()
+            line = key.fileobj.readline()  # type: ignore[union-attr]  # our pipes, registered above
             if not line:
                 sel.unregister(key.fileobj)
                 streams -= 1

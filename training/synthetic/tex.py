@@ -36,7 +36,7 @@ def smooth_noise(rng: np.random.Generator, h: int, w: int, feature: float, aniso
     gy = max(2, int(math.ceil(h / max(feature, 1.0))) + 1)
     gx = max(2, int(math.ceil(w / max(feature * aniso, 1.0))) + 1)
     small = rng.standard_normal((gy, gx)).astype(F32)
-    out = np.asarray(Image.fromarray(small, "F").resize((max(w, 1), max(h, 1)), Image.BICUBIC))
+    out = np.asarray(Image.fromarray(small, "F").resize((max(w, 1), max(h, 1)), Image.Resampling.BICUBIC))
     return out * F32(1.6)
 
 
@@ -76,15 +76,15 @@ def blur(a: np.ndarray, r: float) -> np.ndarray:
     if r >= 3.0 and a.ndim == 2:
         f = r / 1.2
         sw, sh = max(2, int(w / f)), max(2, int(h / f))
-        small = Image.fromarray(a.astype(F32), "F").resize((sw, sh), Image.BOX)
-        return np.asarray(small.resize((w, h), Image.BICUBIC))
+        small = Image.fromarray(a.astype(F32), "F").resize((sw, sh), Image.Resampling.BOX)
+        return np.asarray(small.resize((w, h), Image.Resampling.BICUBIC))
     k = max(1, int(round(r)))
     out = a.astype(F32)
     for _ in range(2):
         c = np.cumsum(np.pad(out, ((k + 1, k), (0, 0)) + ((0, 0),) * (a.ndim - 2), mode="edge"), axis=0)
-        out = (c[2 * k + 1 :] - c[: -2 * k - 1]) / (2 * k + 1)
+        out = (c[2 * k + 1 :] - c[: -2 * k - 1]) / (2 * k + 1)  # type: ignore[assignment]  # numpy scalar vs float reuse
         c = np.cumsum(np.pad(out, ((0, 0), (k + 1, k)) + ((0, 0),) * (a.ndim - 2), mode="edge"), axis=1)
-        out = (c[:, 2 * k + 1 :] - c[:, : -2 * k - 1]) / (2 * k + 1)
+        out = (c[:, 2 * k + 1 :] - c[:, : -2 * k - 1]) / (2 * k + 1)  # type: ignore[assignment]  # numpy scalar vs float reuse
     return out.astype(F32)
 
 
@@ -441,7 +441,7 @@ def make_label(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, np
     if rng.random() < 0.5 and y + w * 0.25 < h:
         code = rng.random((9, 9)) < 0.5
         code_img = Image.fromarray((code * 250).astype(np.uint8)).resize(
-            (int(w * 0.25), int(w * 0.25)), Image.NEAREST
+            (int(w * 0.25), int(w * 0.25)), Image.Resampling.NEAREST
         )
         img.paste(code_img, (int(w * 0.06), int(y)))
         for k in range(4):
@@ -470,7 +470,7 @@ def place_label(rng: np.random.Generator, rgb: np.ndarray, ppm: float, cx: float
     ang = rng.normal(0, 4) + (90 if rng.random() < 0.35 else 0)
     if abs(ang) > 0.5:
         rgba = np.dstack([lab, alpha])
-        im = Image.fromarray(to_u8(rgba), "RGBA").rotate(ang, resample=Image.BILINEAR, expand=True)
+        im = Image.fromarray(to_u8(rgba), "RGBA").rotate(ang, resample=Image.Resampling.BILINEAR, expand=True)
         arr = np.asarray(im, F32) * F32(1 / 255)
         lab, alpha = arr[..., :3], arr[..., 3]
     ph, pw = lab.shape[:2]
