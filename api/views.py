@@ -8,8 +8,8 @@ customer sees "you", "adjuster" or "ClaimLane" as the actor of each step.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, cast
 from decimal import Decimal
+from typing import Literal, cast
 
 from fastapi import Request
 

@@ -9,11 +9,9 @@ has) is refused with a message saying why, rather than guessed at.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from typing import overload
-
 import re
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from decimal import (
     ROUND_HALF_EVEN,
     ROUND_HALF_UP,
@@ -25,6 +23,7 @@ from decimal import (
     localcontext,
 )
 from types import MappingProxyType
+from typing import overload
 
 # Active ISO 4217 currency codes -> number of minor-unit digits (2 for cents, 0 for currencies
 # without a minor unit such as JPY and KRW, 3 for the dinars of Bahrain, Iraq, Jordan, Kuwait,

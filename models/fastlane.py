@@ -32,7 +32,9 @@ import numpy as np
 NO_OFFER = -1
 
 
-def offered_grades(p_ge: np.ndarray, threshold: float, fast_lane_grades: Sequence[int] = (2, 3)) -> np.ndarray:
+def offered_grades(
+    p_ge: np.ndarray, threshold: float, fast_lane_grades: Sequence[int] = (2, 3)
+) -> np.ndarray:
     """Per photo (or claim): the grade the fast lane offers, or NO_OFFER.
 
     p_ge: (N, 3) P(grade >= k) for k = 1..3. The highest grade g in `fast_lane_grades` whose

@@ -331,8 +331,8 @@ def promote(
 
 def rollback(services: Services, *, actor: str, reason: str) -> str:
     """Champion <- the champion before the current one (alias history as a stack). Returns it."""
-    reason = _clean_reason(reason)
-    if reason is None:
+    cleaned = _clean_reason(reason)
+    if cleaned is None:
         raise ValueError("a rollback needs a reason")
     registry = registry_for(services)
     current = registry.alias(CHAMPION)
@@ -340,8 +340,8 @@ def rollback(services: Services, *, actor: str, reason: str) -> str:
     if target is None or current is None:
         raise NoRollbackTarget(f"no earlier champion to roll back to (current: {current})")
     with services.sessions() as session:
-        _record(session, actor=actor, action="rollback", version=target, previous=current, reason=reason)
-        registry.set_alias(CHAMPION, target, actor=actor, reason=f"rollback: {reason}", rollback=True)
+        _record(session, actor=actor, action="rollback", version=target, previous=current, reason=cleaned)
+        registry.set_alias(CHAMPION, target, actor=actor, reason=f"rollback: {cleaned}", rollback=True)
         session.commit()
     logger.info("rollback: champion %s -> %s by %s (%s)", current, target, actor, reason)
     _reload_models(services)

@@ -507,7 +507,7 @@ def take_case(session: Session, claim_id: str, adjuster: User, now: datetime) ->
         .values(lease_holder_id=me, lease_expires_at=expires, row_version=Claim.row_version + 1)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if result.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's CursorResult
         claim = _load(session, claim_id)
         if claim.state != ClaimState.IN_REVIEW:
             raise _not_in_review(claim)

@@ -104,7 +104,9 @@ def shared_photos(root: str | os.PathLike[str] | None = None, *, verify: bool = 
             sha, annotation = annotations[record["file"]]
             path = root / record["file"]
             if verify and sha256_file(path) != sha:
-                raise ValueError(f"{path}: SHA-256 differs from annotations.csv (another version of the set?)")
+                raise ValueError(
+                    f"{path}: SHA-256 differs from annotations.csv (another version of the set?)"
+                )
             group = f"{SHARED_SOURCE}:{record['group']}"
             photos.append(RealPhoto(path, annotation, group, SHARED_SOURCE, split_for_group(group), sha))
     return photos
@@ -124,12 +126,19 @@ def source_photos(images_root: str | os.PathLike[str]) -> list[RealPhoto]:
     root = Path(images_root)
     photos = []
     for record in read_sources():
-        path = root / record["source"] / record["sha256"][:2] / f"{record['sha256']}{Path(record['path']).suffix}"
+        path = (
+            root
+            / record["source"]
+            / record["sha256"][:2]
+            / f"{record['sha256']}{Path(record['path']).suffix}"
+        )
         if not path.exists():
             continue
         group = f"{record['source']}:{record['group']}"
         photos.append(
-            RealPhoto(path, _annotation(record), group, record["source"], split_for_group(group), record["sha256"])
+            RealPhoto(
+                path, _annotation(record), group, record["source"], split_for_group(group), record["sha256"]
+            )
         )
     return photos
 

@@ -275,7 +275,10 @@ def fit_heads(ts: TrainSet, recipe: Recipe) -> Heads:
                 heads.grade.linear.bias[k - 1] = float(m.intercept_[0])
         else:
             raise ValueError(f"unknown ordinal head {recipe.ordinal!r}")
-        for layer, labels, n in ((heads.scene, ts.scene, len(SCENES)), (heads.quality, ts.quality, len(QUALITIES))):
+        for layer, labels, n in (
+            (heads.scene, ts.scene, len(SCENES)),
+            (heads.quality, ts.quality, len(QUALITIES)),
+        ):
             m = fit(z, labels)
             w = np.zeros((n, z.shape[1]), np.float32)
             b = np.full(n, -30.0, np.float32)  # a class never seen in training: never predicted
@@ -346,7 +349,9 @@ def grade_report(true: np.ndarray, p_ge: np.ndarray) -> dict[str, Any]:
         "qwk": quadratic_weighted_kappa(true, pred),
         "recall": recall,
         "confusion": cm.tolist(),
-        "damaged_auroc": auroc((true >= 1).astype(int), 1 - probs[:, 0]) if 0 < (true >= 1).sum() < len(true) else None,
+        "damaged_auroc": auroc((true >= 1).astype(int), 1 - probs[:, 0])
+        if 0 < (true >= 1).sum() < len(true)
+        else None,
     }
 
 
@@ -389,7 +394,9 @@ def fast_lane_report(
             "usable_refused": int((usable_true & ~passes).sum()),
             "unusable_photos": int((~usable_true).sum()),
             "unusable_passed": int((~usable_true & passes).sum()),
-            "usable_auroc": auroc(usable_true.astype(int), sc.p_usable) if 0 < usable_true.sum() < len(ds_idx) else None,
+            "usable_auroc": auroc(usable_true.astype(int), sc.p_usable)
+            if 0 < usable_true.sum() < len(ds_idx)
+            else None,
         },
         "money_parcels": money.as_dict(),
     }
@@ -487,7 +494,9 @@ def load_grading_net(state: dict[str, Any]) -> GradingNet:
     heads = Heads(dim, np.zeros(dim), np.ones(dim), 0.0, state.get("ordinal", "coral"))
     heads.load_state_dict({k: v.float() for k, v in state["heads"].items()})
     if "backbone_state" in state:
-        backbone.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["backbone_state"].items()})
+        backbone.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state["backbone_state"].items()}
+        )
     return GradingNet(backbone, heads.eval(), state["temperature"]).eval()
 
 
@@ -553,8 +562,13 @@ def train(recipe: Recipe, cfg: GradingConfig, out_root: Path, version: str | Non
         g_thr = choose_gate_threshold(oof.p_usable, usable, level)
         passes_ = oof.p_usable >= g_thr
         ch = {
-            alpha: ltt_threshold(oof.p_ge(temperature)[passes_], ds.grade[dev][passes_], usable[passes_],
-                                 alpha=alpha, delta=cfg.delta / len(levels))  # fmt: skip
+            alpha: ltt_threshold(
+                oof.p_ge(temperature)[passes_],
+                ds.grade[dev][passes_],
+                usable[passes_],
+                alpha=alpha,
+                delta=cfg.delta / len(levels),
+            )  # fmt: skip
             for alpha in ALPHAS
         }
         print(f"gate level {level}: threshold {g_thr:.4f} passes {int(passes_.sum())}; "
@@ -568,14 +582,19 @@ def train(recipe: Recipe, cfg: GradingConfig, out_root: Path, version: str | Non
     heads = fit_heads(build_trainset(ds, feats, dev, recipe), recipe)
     t_train = time.time() - t_start
     test_scores = score(heads, feats["orig"][test])
-    version = version or f"{recipe.backbone.split('-')[-1].replace('l', 'efficientnetlite')}-grades-{date.today():%Y.%m.%d}"
+    version = (
+        version
+        or f"{recipe.backbone.split('-')[-1].replace('l', 'efficientnetlite')}-grades-{date.today():%Y.%m.%d}"
+    )
     version_dir = out_root / version
     version_dir.mkdir(parents=True, exist_ok=True)
     backbone = backbone_factory(recipe.backbone, cfg)()
     net = GradingNet(backbone, heads, temperature).eval()
     fast_lane_meta = {
         "rule": "exceedance",
-        "thresholds": {f"{a}": (None if c.threshold is None else round(c.threshold, 4)) for a, c in choices.items()},
+        "thresholds": {
+            f"{a}": (None if c.threshold is None else round(c.threshold, 4)) for a, c in choices.items()
+        },
         "delta": cfg.delta,
         "delta_per_gate_level": cfg.delta / len(cfg.gate_levels),
         "calibration_size": int(passes.sum()),
@@ -603,17 +622,23 @@ def train(recipe: Recipe, cfg: GradingConfig, out_root: Path, version: str | Non
         "ltt": {str(a): c.as_dict() for a, c in choices.items()},
         "oof_offer_table": oof_table,
         "out_of_fold": {
-            "grade_parcels": grade_report(ds.grade[dev][ds.scene[dev] == PARCEL],
-                                          oof.p_ge(temperature)[ds.scene[dev] == PARCEL]),  # fmt: skip
+            "grade_parcels": grade_report(
+                ds.grade[dev][ds.scene[dev] == PARCEL], oof.p_ge(temperature)[ds.scene[dev] == PARCEL]
+            ),  # fmt: skip
             "fast_lane": rep_oof,
         },
         "test": {
-            "grade_parcels": grade_report(ds.grade[test][parcel_test], test_scores.p_ge(temperature)[parcel_test]),
+            "grade_parcels": grade_report(
+                ds.grade[test][parcel_test], test_scores.p_ge(temperature)[parcel_test]
+            ),
             "grade_all": grade_report(ds.grade[test], test_scores.p_ge(temperature)),
             "fast_lane": rep_test,
         },
-        "seconds": {"features": round(t_features, 1), "heads_and_calibration": round(t_train - t_features, 1),
-                    "total": round(time.time() - t_start, 1)},  # fmt: skip
+        "seconds": {
+            "features": round(t_features, 1),
+            "heads_and_calibration": round(t_train - t_features, 1),
+            "total": round(time.time() - t_start, 1),
+        },  # fmt: skip
     }
     summary["test"]["previous_model"] = evaluate_previous(ds, test, cfg)
     (version_dir / "training.json").write_text(json.dumps(summary, indent=2, default=float))
@@ -706,7 +731,9 @@ def write_card(version_dir: Path, summary: dict[str, Any]) -> None:
     ]
     for alpha, c in ltt.items():
         thr = "none certified (no fast lane)" if c["threshold"] is None else f"{c['threshold']:.3f}"
-        lines.append(f"| {float(alpha):.0%} | {thr} | {c['offers']} | {c['errors']} | {c['upper_bound']:.3f} |")
+        lines.append(
+            f"| {float(alpha):.0%} | {thr} | {c['offers']} | {c['errors']} | {c['upper_bound']:.3f} |"
+        )
     lines += [
         "",
         "Out of fold, at the chosen gate, what each threshold would have offered (errors: offers above the",
@@ -715,7 +742,10 @@ def write_card(version_dir: Path, summary: dict[str, Any]) -> None:
         "",
         "| threshold | offers | above the true grade | on an unusable photo |",
         "|---|---|---|---|",
-        *[f"| {r['threshold']} | {r['offers']} | {r['overpaid']} | {r['unusable']} |" for r in summary.get("oof_offer_table", [])],
+        *[
+            f"| {r['threshold']} | {r['offers']} | {r['overpaid']} | {r['unusable']} |"
+            for r in summary.get("oof_offer_table", [])
+        ],
     ]
     lines += [
         "",
@@ -737,7 +767,9 @@ def write_card(version_dir: Path, summary: dict[str, Any]) -> None:
     for g in range(NUM_GRADES):
         mine = "n/a" if rec[g] is None else f"{rec[g]:.2f}"
         theirs = prev["grade_parcels"]["recall"][g]
-        lines.append(f"| recall grade {g} ({support[g]} photos) | {mine} | {'n/a' if theirs is None else f'{theirs:.2f}'} |")
+        lines.append(
+            f"| recall grade {g} ({support[g]} photos) | {mine} | {'n/a' if theirs is None else f'{theirs:.2f}'} |"
+        )
     m, pm = fl["money_parcels"], prev["money_parcels"]
     lines += [
         f"| damaged vs intact AUROC | {gp['damaged_auroc']:.3f} | {prev['grade_parcels']['damaged_auroc']:.3f} |",
@@ -832,8 +864,11 @@ def _export(
 
     metadata = {
         "claimlane.model_version": version,
-        "claimlane.architecture": {"imagenet-l0": "efficientnet_lite0", "imagenet-l2": "efficientnet_lite2",
-                                   "bundled-l0": "efficientnet_lite0"}[recipe.backbone],  # fmt: skip
+        "claimlane.architecture": {
+            "imagenet-l0": "efficientnet_lite0",
+            "imagenet-l2": "efficientnet_lite2",
+            "bundled-l0": "efficientnet_lite0",
+        }[recipe.backbone],  # fmt: skip
         "claimlane.input_size": str(recipe.size),
         "claimlane.mean": json.dumps(list(MEAN)),
         "claimlane.std": json.dumps(list(STD)),
@@ -853,7 +888,9 @@ def _export(
     got = session.run(list(V2_OUTPUTS), {"image": images})
     with torch.no_grad():
         want = [t.numpy() for t in net(torch.from_numpy(images))]
-    diff = max(float(np.abs(g - w).max()) for g, w in zip(got[:2] + got[3:], want[:2] + want[3:], strict=True))
+    diff = max(
+        float(np.abs(g - w).max()) for g, w in zip(got[:2] + got[3:], want[:2] + want[3:], strict=True)
+    )
     if diff > PARITY_ATOL:
         raise RuntimeError(f"ONNX Runtime and PyTorch disagree: max |diff| {diff:.2e} > {PARITY_ATOL}")
     state: dict[str, Any] = {

@@ -77,11 +77,11 @@ from claims.policy import (
 from models.heatmaps import render_heatmap
 from models.inference import DamageModel, ModelError
 from models.preprocessing import ImageError, preprocess
+from services.context import Services
 from storage.objects import ObjectNotFound, ObjectStoreUnavailable
 from storage.review import mark_entered_review
 from storage.tables import Claim, utcnow
 from storage.transitions import apply_transition
-from services.context import Services
 from workers.shadow import ShadowOutcome, add_shadow_prediction, grade_with_challenger
 
 logger = logging.getLogger(__name__)
@@ -308,7 +308,12 @@ def decide_with_model(
 ) -> Decision:
     """The policy's decision on one model's grades: its certified threshold and its photo gate."""
     return decide(
-        claim_probs, declared_value, currency, policy, threshold=offer_threshold(model, policy), unusable=unusable
+        claim_probs,
+        declared_value,
+        currency,
+        policy,
+        threshold=offer_threshold(model, policy),
+        unusable=unusable,
     )
 
 
@@ -395,7 +400,8 @@ def _record(services: Services, claim_id: str, result: _Result) -> Outcome:
         if not offered:
             # Deadlines, the repeat-claimant mark, no lease: the same as every other way into review.
             mark_entered_review(session, claim, now, services.deadlines)
-        reasons: Sequence[str] = () if offered else [str(r) for r in decision.reasons]
+        # Not offered: the decision is a Review (mypy cannot tie that to `offered`).
+        reasons: Sequence[str] = () if offered else [str(r) for r in decision.reasons]  # type: ignore[union-attr]
         detail: dict[str, Any] = {"claim_probs": result.claim_probs, "per_photo": result.per_photo}
         if result.problems:
             detail["problems"] = result.problems

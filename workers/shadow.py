@@ -90,7 +90,9 @@ def grade_with_challenger(
         per_photo = [[round(float(p), PROB_DECIMALS) for p in row] for row in assessed.probs]
         claim_probs = [round(p, PROB_DECIMALS) for p in combine_photos(per_photo)]
         unusable = unusable_photos([str(i) for i in range(len(per_photo))], assessed.problems)
-        decision = decide_with_model(challenger, claim_probs, declared_value, currency, services.policy, unusable)
+        decision = decide_with_model(
+            challenger, claim_probs, declared_value, currency, services.policy, unusable
+        )
         champion_record = decision_record(champion_decision)
         challenger_record = decision_record(decision)
         return ShadowOutcome(

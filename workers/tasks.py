@@ -24,12 +24,12 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from claims.lifecycle import ClaimState
+from services.context import Services
 from storage.db import is_unavailable
 from storage.objects import ObjectStoreUnavailable
 from storage.tables import Claim, utcnow
 from workers.assessment import assess_claim
 from workers.celery_app import app, get_services
-from services.context import Services
 
 logger = logging.getLogger(__name__)
 

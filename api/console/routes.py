@@ -421,7 +421,8 @@ def queue_page(
         for name, raw in (("reason", reason), ("value band", value_band), ("status", status))
         if raw and chosen[name.replace(" ", "_")] is None
     ]
-    items = reviewing.list_queue(session, reviewing.QueueFilters(**chosen), now, services.deadlines)
+    filters = reviewing.QueueFilters(**chosen)  # type: ignore[arg-type]  # each value checked above
+    items = reviewing.list_queue(session, filters, now, services.deadlines)
     counts = {
         "total": len(items),
         "overdue": sum(1 for i in items if i.sla.state == "overdue"),

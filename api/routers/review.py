@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -30,6 +30,7 @@ from api.schemas import (
     TakeResult,
 )
 from api.views import claim_view
+from claims.lifecycle import ClaimState
 from claims.money import amount_text
 from services import reviewing
 from services.claims import load_visible
@@ -46,7 +47,7 @@ def _item_view(item: reviewing.QueueItem) -> QueueItemView:
         claim_id=item.claim_id,
         url=f"/v1/review/{item.claim_id}",
         tracking_number=item.tracking_number,
-        state=item.state,
+        state=ClaimState(item.state),
         reasons=item.reasons,
         declared_value=amount_text(item.declared_value, item.currency),
         currency=item.currency,
@@ -56,7 +57,9 @@ def _item_view(item: reviewing.QueueItem) -> QueueItemView:
         first_response_due_at=item.first_response_due_at,
         decision_due_at=item.decision_due_at,
         sla=SlaView(
-            state=item.sla.state.value if hasattr(item.sla.state, "value") else str(item.sla.state),
+            state=cast(
+                Any, item.sla.state.value if hasattr(item.sla.state, "value") else str(item.sla.state)
+            ),
             due=item.sla.due,
             remaining_s=int(item.sla.remaining.total_seconds()),
         ),
@@ -139,7 +142,7 @@ def review_case(
             PriorClaimView(
                 id=h.id,
                 created_at=h.created_at,
-                state=h.state,
+                state=ClaimState(h.state),
                 declared_value=amount_text(h.declared_value, h.currency),
                 currency=h.currency,
                 tracking_number=h.tracking_number,

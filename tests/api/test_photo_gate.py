@@ -69,15 +69,21 @@ def test_an_unusable_photo_goes_to_review_and_the_customer_learns_which_to_retak
     assert "Photo 2 is too dark: retake it in better light." in decision["explanation"]
 
 
-def test_usable_photos_take_the_fast_lane_at_the_certified_threshold(make_api: MakeApi, tmp_path: Path) -> None:
+def test_usable_photos_take_the_fast_lane_at_the_certified_threshold(
+    make_api: MakeApi, tmp_path: Path
+) -> None:
     api = make_api(policy=V2_POLICY, model_path=_v2_model(tmp_path, {"0.01": None, "0.02": 0.95}))
     customer = api.user()
     view = api.offered_claim(customer, declared_value="300.00")
     assert view["decision"]["amount"] == "300.00"  # severe: 100% of the declared value
 
 
-def test_a_model_certifying_no_threshold_for_the_rate_gets_no_fast_lane(make_api: MakeApi, tmp_path: Path) -> None:
-    api = make_api(policy=V2_POLICY, model_path=_v2_model(tmp_path, {"0.01": None, "0.02": None, "0.05": 0.5}))
+def test_a_model_certifying_no_threshold_for_the_rate_gets_no_fast_lane(
+    make_api: MakeApi, tmp_path: Path
+) -> None:
+    api = make_api(
+        policy=V2_POLICY, model_path=_v2_model(tmp_path, {"0.01": None, "0.02": None, "0.05": 0.5})
+    )
     customer = api.user()
     r = api.post_claim(customer, declared_value="300.00")
     api.drain()

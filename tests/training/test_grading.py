@@ -97,7 +97,10 @@ def test_exported_v2_graph_serves_with_its_gate_and_thresholds(tmp_path: Path) -
     model = DamageModel(path)
     assert model.input_size == 192 and model.has_gate and model.has_damage_map
     assert model.gate_threshold == 0.4
-    assert {str(k): v for k, v in model.fast_lane_thresholds.items()} == {"0.01": None, "0.02": Decimal("0.97")}
+    assert {str(k): v for k, v in model.fast_lane_thresholds.items()} == {
+        "0.01": None,
+        "0.02": Decimal("0.97"),
+    }
     x = np.random.default_rng(0).uniform(-1, 1, (3, 3, 192, 192)).astype(np.float32)
     out = model.assess(x)
     with torch.no_grad():
