@@ -19,6 +19,7 @@ import json
 import math
 import random
 import sys
+from dataclasses import dataclass
 
 import bmesh
 import bpy
@@ -492,9 +493,10 @@ def build(job: dict) -> None:
     obj = parcel.to_object(board_material(rng))
     obj.location = (0, 0, -zmin)
     obj.rotation_euler[2] = rot
-    _tape(rng, obj, a, b, c, zmax, grade)
+    size = Extent(a, b, c, zmax)
+    _tape(rng, obj, size, grade)
     if job.get("label") and rng.random() < 0.85:
-        _label(rng, obj, job["label"], visible, a, b, c, zmax)
+        _label(rng, obj, job["label"], visible, size)
     _floor_and_wall(rng, az, a, b)
     _light(rng, scene, cam_pos, dist)
     _render_settings(rng, scene, job)
@@ -546,9 +548,22 @@ def _visible_faces(
     return visible, local_cam
 
 
-def _tape(rng: random.Random, obj, a: float, b: float, c: float, zmax: float, grade: int) -> None:
+@dataclass(frozen=True)
+class Extent:
+    """Where the parcel's panels are, in its own frame: the box's half-extents `a` (x), `b` (y) and
+    `c` (z), and `zmax`, the top of the mesh once damaged. Tape and label are placed from these
+    four together, so they travel as one value rather than four loose floats."""
+
+    a: float
+    b: float
+    c: float
+    zmax: float
+
+
+def _tape(rng: random.Random, obj, size: Extent, grade: int) -> None:
     """Tape along the top seam and down the two ends (in the parcel's frame, parented to it);
     a crushed or burst box has lost it half the time."""
+    a, b, c, zmax = size.a, size.b, size.c, size.zmax
     tape_col = (
         _hsv(0.08, rng.uniform(0.5, 0.7), rng.uniform(0.55, 0.75))
         if rng.random() < 0.75
@@ -572,17 +587,9 @@ def _tape(rng: random.Random, obj, a: float, b: float, c: float, zmax: float, gr
         _add_box(f"tape{k}", sz, loc, tape).parent = obj
 
 
-def _label(
-    rng: random.Random,
-    obj,
-    image: str,
-    visible: list[tuple[Vector, float]],
-    a: float,
-    b: float,
-    c: float,
-    zmax: float,
-) -> None:
+def _label(rng: random.Random, obj, image: str, visible: list[tuple[Vector, float]], size: Extent) -> None:
     """A courier label on the top or a side face the camera sees, parented to the parcel."""
+    a, b, c, zmax = size.a, size.b, size.c, size.zmax
     n = rng.choices([v for v, _ in visible], [w for _, w in visible])[0]
     off = 0.003
     if n.z > 0:
@@ -687,7 +694,7 @@ def main() -> None:
     for job in jobs:
         build(job)
         bpy.ops.render.render(write_still=True)
-        print(f"CLAIMLANE_RENDERED {job['png']}", flush=True)  # synthetic_3d.RENDERED
+        print(f"CLAIMLANE_RENDERED {job['png']}", flush=True)  # render3d.RENDERED
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from training.synthetic.place import Shot, apply_plan
 from training.synthetic.tex import (
     F32,
     Mask,
+    TapeSpec,
     board_albedo,
     contents_patch,
     draw_brand,
@@ -223,47 +224,40 @@ def _tape(
         return
     tw, th = f.tex_w, f.tex_h
     width = style.tape_w * ppm
+    tape = TapeSpec(width, style.tape)
     seam_x = style.seam_along_x
     tape_rng = np.random.default_rng(int(rng.integers(1 << 30)))
     if box.kind == "mailer":
         if f.name == "top":
             y = rng.uniform(0.05, 0.15) * th
             tape_strip(
-                tape_rng, surf.rgb, (-5, y), (tw + 5, y), width * 0.6, style.tape, ppm, ragged_end=False
+                tape_rng, surf.rgb, (-5, y), (tw + 5, y), TapeSpec(width * 0.6, style.tape), ragged_end=False
             )
         return
     if f.name == "top":
         if seam_x:
-            tape_strip(
-                tape_rng, surf.rgb, (-5, th / 2), (tw + 5, th / 2), width, style.tape, ppm, ragged_end=False
-            )
+            tape_strip(tape_rng, surf.rgb, (-5, th / 2), (tw + 5, th / 2), tape, ragged_end=False)
         else:
-            tape_strip(
-                tape_rng, surf.rgb, (tw / 2, -5), (tw / 2, th + 5), width, style.tape, ppm, ragged_end=False
-            )
+            tape_strip(tape_rng, surf.rgb, (tw / 2, -5), (tw / 2, th + 5), tape, ragged_end=False)
         if style.h_tape:
             for e in (0.0, 1.0):
                 if seam_x:
                     x = e * tw
-                    tape_strip(
-                        tape_rng, surf.rgb, (x, -5), (x, th + 5), width, style.tape, ppm, ragged_end=False
-                    )
+                    tape_strip(tape_rng, surf.rgb, (x, -5), (x, th + 5), tape, ragged_end=False)
                 else:
                     y = e * th
-                    tape_strip(
-                        tape_rng, surf.rgb, (-5, y), (tw + 5, y), width, style.tape, ppm, ragged_end=False
-                    )
+                    tape_strip(tape_rng, surf.rgb, (-5, y), (tw + 5, y), tape, ragged_end=False)
     elif f.name in SEAM_END_FACES[seam_x]:
         tab = rng.uniform(0.04, 0.12) * ppm
-        tape_strip(tape_rng, surf.rgb, (tw / 2, -5), (tw / 2, min(th * 0.9, tab)), width, style.tape, ppm)
+        tape_strip(tape_rng, surf.rgb, (tw / 2, -5), (tw / 2, min(th * 0.9, tab)), tape)
         if style.h_tape:
-            tape_strip(tape_rng, surf.rgb, (-5, 0), (tw + 5, 0), width, style.tape, ppm, ragged_end=False)
+            tape_strip(tape_rng, surf.rgb, (-5, 0), (tw + 5, 0), tape, ragged_end=False)
     elif style.h_tape:
         pass
     if rng.random() < 0.08:
         # Re-taped parcel: an extra strip at an angle.
         y0, y1 = rng.uniform(0, th, 2)
-        tape_strip(tape_rng, surf.rgb, (-5, y0), (tw + 5, y1), width, style.tape, ppm)
+        tape_strip(tape_rng, surf.rgb, (-5, y0), (tw + 5, y1), tape)
 
 
 def _retail_print(rng: np.random.Generator, surf: dmg.Surface) -> None:
@@ -421,11 +415,7 @@ def render_box(
         x0, y0, x1, y1 = max(bx0, x0), max(by0, y0), min(bx1, x1), min(by1, y1)
         if x0 >= x1 or y0 >= y1:
             continue
-        shaded = dmg.shade(
-            f.surface,
-            n,
-            u,
-            v,
+        lit = dmg.FaceLight(
             ld,
             amb,
             dif,
@@ -434,6 +424,7 @@ def render_box(
             ground_ao=0.18 if f.role == "outer" else 0.0,
             fill=fill,
         )
+        shaded = dmg.shade(f.surface, n, u, v, lit)
         pad = 8
         tex = Image.fromarray(to_u8(np.pad(shaded, ((pad, pad), (pad, pad), (0, 0)), mode="edge")), "RGB")
         warped = np.asarray(warp_to(tex, f.homography, (x0, y0, x1, y1), pad), F32) * F32(1 / 255)
@@ -537,9 +528,7 @@ def _open_box_faces(
                 surf.rgb,
                 (x, -3),
                 (x, rng.uniform(0.1, 0.3) * f.tex_h),
-                style.tape_w * ppm,
-                style.tape,
-                ppm,
+                TapeSpec(style.tape_w * ppm, style.tape),
             )
         dmg.crumple(surf, rng, rng.uniform(0.2, 0.8), rng.uniform(0.3, 0.8))
         f.surf = surf

@@ -25,6 +25,7 @@ import numpy as np
 
 from training.synthetic.tex import (
     F32,
+    Ellipse,
     Mask,
     Pt,
     blur,
@@ -97,8 +98,10 @@ def plan_damage(rng: np.random.Generator, grade: int) -> list[tuple[str, int]]:
 # --------------------------------------------------------------------------------------------
 
 
-def _bump(s: Surface, cx: float, cy: float, rx: float, ry: float, angle: float, depth: float) -> None:
-    """Add a smooth elliptical Gaussian to the height map (negative depth = dent)."""
+def _bump(s: Surface, shape: Ellipse, depth: float) -> None:
+    """Add a smooth elliptical Gaussian of the size of `shape` to the height map (negative depth =
+    dent)."""
+    cx, cy, rx, ry, angle = shape.cx, shape.cy, shape.rx, shape.ry, shape.angle
     r = 3.0 * max(rx, ry)
     x0, x1 = max(0, int(cx - r)), min(s.w, int(cx + r) + 1)
     y0, y1 = max(0, int(cy - r)), min(s.h, int(cy + r) + 1)
@@ -131,16 +134,17 @@ def creases(
     for pts in lines:
         sign = 1.0 if rng.random() < 0.5 else -1.0
         amp = depth * rng.uniform(0.6, 1.2) * sign
-        for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:], strict=True):
-            _fold(s.height, x0, y0, x1, y1, amp, reach)
+        for p0, p1 in zip(pts[:-1], pts[1:], strict=True):
+            _fold(s.height, p0, p1, amp, reach)
         if rng.random() < crack:
             cracked.draw.line(pts, fill=int(rng.uniform(90, 200)), width=1)
     c = cracked.array(0.4)
     s.rgb += (c[..., None] * (s.fibre - s.rgb)) * F32(0.5)
 
 
-def _fold(hmap: np.ndarray, x0: float, y0: float, x1: float, y1: float, amp: float, reach: float) -> None:
-    """Add one straight fold segment to a height map, touching only its bounding box."""
+def _fold(hmap: np.ndarray, p0: Pt, p1: Pt, amp: float, reach: float) -> None:
+    """Add one straight fold segment p0-p1 to a height map, touching only its bounding box."""
+    (x0, y0), (x1, y1) = p0, p1
     length = math.hypot(x1 - x0, y1 - y0)
     if length < 1:
         return
@@ -159,9 +163,11 @@ def _fold(hmap: np.ndarray, x0: float, y0: float, x1: float, y1: float, amp: flo
 
 
 def _radiating(
-    rng: np.random.Generator, x: float, y: float, r: float, a0: float, a1: float, n: int
+    rng: np.random.Generator, centre: Pt, r: float, arc: tuple[float, float], n: int
 ) -> list[list[Pt]]:
-    """Crease lines fanning out from (x, y) between angles a0 and a1, as from a point of impact."""
+    """`n` crease lines about `r` long fanning out from `centre` between the angles of `arc`, as
+    from a point of impact."""
+    (x, y), (a0, a1) = centre, arc
     lines = []
     for _ in range(n):
         a = rng.uniform(a0, a1)
@@ -195,7 +201,9 @@ def _random_lines(
 
 def _darken_blob(s: Surface, rng: np.random.Generator, cx: float, cy: float, r: float, amount: float) -> None:
     m = Mask(s.w, s.h)
-    m.draw.polygon(ragged_polygon(rng, cx, cy, r, r * rng.uniform(0.6, 1.0), rng.uniform(0, 6)), fill=255)
+    m.draw.polygon(
+        ragged_polygon(rng, Ellipse(cx, cy, r, r * rng.uniform(0.6, 1.0), rng.uniform(0, 6))), fill=255
+    )
     s.rgb *= (1 - m.array(max(1.0, r * 0.3)) * F32(amount))[..., None]
 
 
@@ -250,7 +258,7 @@ def dent(s: Surface, rng: np.random.Generator, cx: float, cy: float, size: float
     """A shallow dent: a soft depression (visible only through shading), maybe one faint crease."""
     rx = size * rng.uniform(0.35, 0.6)
     ry = rx * rng.uniform(0.5, 1.0)
-    _bump(s, cx, cy, rx, ry, rng.uniform(0, np.pi), -rx * rng.uniform(0.4, 0.75) * strength)
+    _bump(s, Ellipse(cx, cy, rx, ry, rng.uniform(0, np.pi)), -rx * rng.uniform(0.4, 0.75) * strength)
     _darken_blob(s, rng, cx, cy, rx * 0.6, 0.06 * strength)
     if rng.random() < 0.6:
         a = rng.uniform(0, np.pi)
@@ -305,11 +313,11 @@ def crushed_corner(s: Surface, rng: np.random.Generator, corner: Pt, radius: flo
     x, y = corner
     centre = math.atan2(s.h / 2 - y, s.w / 2 - x)
     a0, a1 = centre - 0.95, centre + 0.95
-    lines = _radiating(rng, x, y, radius * 1.2, a0, a1, int(rng.integers(4, 9)))
+    lines = _radiating(rng, (x, y), radius * 1.2, (a0, a1), int(rng.integers(4, 9)))
     lines += _random_lines(
         rng, s, int(rng.integers(4, 9)), radius * 0.15, radius * 0.5, _box(x, y, radius * 0.55)
     )
-    _bump(s, x, y, radius * 0.55, radius * 0.55, 0, -radius * 0.45 * strength)
+    _bump(s, Ellipse(x, y, radius * 0.55, radius * 0.55, 0), -radius * 0.45 * strength)
     creases(
         s, rng, lines, depth=max(1.5, radius * 0.07) * strength, width=max(1.0, radius * 0.035), crack=0.5
     )
@@ -350,11 +358,7 @@ def crushed_edge(
     horizontal = edge in (0, 2)
     _bump(
         s,
-        cx,
-        cy,
-        size * 0.5 if horizontal else depth,
-        depth if horizontal else size * 0.5,
-        0,
+        Ellipse(cx, cy, size * 0.5 if horizontal else depth, depth if horizontal else size * 0.5, 0),
         -depth * 0.5 * strength,
     )
     creases(s, rng, lines, depth=max(1.5, size * 0.04) * strength, width=max(1.0, size * 0.02), crack=0.5)
@@ -369,7 +373,7 @@ def caved_side(
     rx = size * rng.uniform(0.35, 0.55)
     ry = rx * rng.uniform(0.6, 1.0)
     ang = rng.uniform(0, np.pi)
-    _bump(s, cx, cy, rx, ry, ang, -rx * rng.uniform(0.5, 0.9) * strength)
+    _bump(s, Ellipse(cx, cy, rx, ry, ang), -rx * rng.uniform(0.5, 0.9) * strength)
     # Board does not dent smoothly: it buckles into large facets along a few long folds.
     major = []
     for _ in range(int(rng.integers(2, 5))):
@@ -387,33 +391,27 @@ def caved_side(
         width=rx * rng.uniform(0.05, 0.08),
         crack=0.5,
     )
-    minor = _radiating(rng, cx, cy, rx, 0, 2 * np.pi, int(rng.integers(3, 7)))
+    minor = _radiating(rng, (cx, cy), rx, (0, 2 * np.pi), int(rng.integers(3, 7)))
     creases(s, rng, minor, depth=max(1.5, rx * 0.05) * strength, width=max(1.0, rx * 0.03), crack=0.4)
     _darken_blob(s, rng, cx, cy, rx * 0.7, 0.2 * strength)
 
 
 def hole(
-    s: Surface,
-    rng: np.random.Generator,
-    cx: float,
-    cy: float,
-    rx: float,
-    ry: float,
-    angle: float,
-    show_contents: float,
-    flute_vertical: bool = True,
+    s: Surface, rng: np.random.Generator, shape: Ellipse, show_contents: float, flute_vertical: bool = True
 ) -> None:
-    """A hole or tear through the wall: a dark opening (or the contents, dimly lit inside the box)
-    ringed by a pale, ragged band of torn liner with the corrugated flutes exposed, and
-    sometimes a flap of torn liner curling out over it."""
+    """A hole or tear through the wall, about `shape` in size: a dark opening (or, with probability
+    `show_contents`, the contents, dimly lit inside the box) ringed by a pale, ragged band of torn
+    liner with the corrugated flutes exposed, and sometimes a flap of torn liner curling out over
+    it. A tear is a long, thin ellipse."""
+    cx, cy, rx, ry, angle = shape.cx, shape.cy, shape.rx, shape.ry, shape.angle
     h, w = s.h, s.w
     outer = Mask(w, h)
     k = rng.uniform(1.1, 1.3)
     outer.draw.polygon(
-        ragged_polygon(rng, cx, cy, rx * k, ry * k, angle, n=48, rough=0.1, lobes=0.35), fill=255
+        ragged_polygon(rng, Ellipse(cx, cy, rx * k, ry * k, angle), n=48, rough=0.1, lobes=0.35), fill=255
     )
     inner = Mask(w, h)
-    inner_poly = ragged_polygon(rng, cx, cy, rx, ry, angle, n=48, rough=0.12, lobes=0.35)
+    inner_poly = ragged_polygon(rng, shape, n=48, rough=0.12, lobes=0.35)
     inner.draw.polygon(inner_poly, fill=255)
     om = outer.array(0.6)
     im = inner.array(0.5)
@@ -470,11 +468,7 @@ def water_stain(
         m.draw.polygon(
             ragged_polygon(
                 rng,
-                cx + ox,
-                cy + oy,
-                rr,
-                rr * rng.uniform(0.5, 1.0),
-                rng.uniform(0, 6),
+                Ellipse(cx + ox, cy + oy, rr, rr * rng.uniform(0.5, 1.0), rng.uniform(0, 6)),
                 n=40,
                 rough=0.1,
                 lobes=0.5,
@@ -523,11 +517,13 @@ def soak(s: Surface, rng: np.random.Generator, level: float, strength: float, fr
         mk.draw.polygon(
             ragged_polygon(
                 rng,
-                rng.uniform(0.3, 0.7) * w,
-                rng.uniform(0.3, 0.7) * h,
-                w * level * 0.7,
-                h * level * 0.7,
-                rng.uniform(0, 6),
+                Ellipse(
+                    rng.uniform(0.3, 0.7) * w,
+                    rng.uniform(0.3, 0.7) * h,
+                    w * level * 0.7,
+                    h * level * 0.7,
+                    rng.uniform(0, 6),
+                ),
                 n=40,
                 rough=0.12,
                 lobes=0.6,
@@ -602,22 +598,40 @@ def _cavity(height: np.ndarray) -> np.ndarray:
     return np.clip(c, 0.5, 1.15)
 
 
+@dataclass(frozen=True)
+class FaceLight:
+    """How one box face is lit, as `shade` needs it.
+
+    The scene has one `geom.Light`; the renderer derives a `FaceLight` per face from it (faces
+    inside the box get less ambient and direct light, only outer side panels get the floor's
+    ambient-occlusion band, all share the soft fill from behind the camera). Grouping these seven
+    values keeps `shade`'s signature to the surface, its frame and its light.
+    """
+
+    direction: np.ndarray  # unit vector towards the main light (world space)
+    ambient: float  # sky / room light strength
+    diffuse: float  # main light strength
+    amb_col: np.ndarray  # (3,) colour of the ambient light
+    sun_col: np.ndarray  # (3,) colour of the main light
+    ground_ao: float = 0.0  # darkening towards the floor along v (side panels), 0 = none
+    fill: np.ndarray | None = None  # soft fill from behind the photographer, scaled by its strength
+
+
 def shade(
-    s: Surface,
-    normal: np.ndarray,
-    u_axis: np.ndarray,
-    v_axis: np.ndarray,
-    light: np.ndarray,
-    ambient: float,
-    diffuse: float,
-    amb_col: np.ndarray,
-    sun_col: np.ndarray,
-    ground_ao: float = 0.0,
-    fill: np.ndarray | None = None,
+    s: Surface, normal: np.ndarray, u_axis: np.ndarray, v_axis: np.ndarray, lit: FaceLight
 ) -> np.ndarray:
-    """Light a surface: sky ambient (stronger on upward-facing normals) plus a directional sun/lamp
-    (Lambert), both using the normal perturbed by the height map, plus cavity darkening in folds
-    and, for side panels, the darker band near the floor where less sky light reaches."""
+    """Light a surface whose texture axes are `u_axis`, `v_axis` with face normal `normal` (world
+    space): sky ambient (stronger on upward-facing normals) plus a directional sun/lamp (Lambert),
+    both using the normal perturbed by the height map, plus cavity darkening in folds and, for side
+    panels, the darker band near the floor where less sky light reaches."""
+    light, ambient, diffuse, amb_col, sun_col = (
+        lit.direction,
+        lit.ambient,
+        lit.diffuse,
+        lit.amb_col,
+        lit.sun_col,
+    )
+    ground_ao, fill = lit.ground_ao, lit.fill
     gy, gx = np.gradient(s.height)
     inv = 1 / np.sqrt(1 + gx * gx + gy * gy)
     ndl = (float(normal @ light) - gx * float(u_axis @ light) - gy * float(v_axis @ light)) * inv

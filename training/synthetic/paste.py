@@ -3,9 +3,9 @@
 Why: in `damaged-intact-boxes` an intact box is usually a studio shot on a plain backdrop, while
 damaged boxes are usually phone photos of brown board in a cluttered room. A customer's photo of
 an intact brown parcel on a hallway floor has both "damaged" looks. The procedural parcels of
-`training.synthetic` counter that only with rendered board; here the box pixels are real (real
+`procedural` counter that only with rendered board; here the box pixels are real (real
 kraft board, real print, real tape) and only the scene around them is rendered: floor and wall
-from `synthetic_background`, shadows of a stand-in box from the same light, then the phone
+from `background`, shadows of a stand-in box from the same light, then the phone
 pipeline (exposure, white balance, blur, noise, JPEG). Each cut-out is used twice: once intact and
 once with graded damage painted on it (`compose_damage`), so the same real box on the same floor
 appears with both labels and only the damage tells them apart.

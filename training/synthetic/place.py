@@ -14,6 +14,7 @@ import numpy as np
 
 from training.synthetic import damage as dmg
 from training.synthetic.geom import Box, Camera, Face, apply_h, top_share
+from training.synthetic.tex import Ellipse
 
 
 @dataclass(frozen=True)
@@ -158,22 +159,22 @@ def apply_plan(rng: np.random.Generator, plan: list[tuple[str, int]], shot: Shot
         elif kind == "caved_side":
             dmg.caved_side(s, rng, u, v, m * rng.uniform(0.55, 0.9), strength)
             # A caved panel also drags its nearest edge inwards a little.
-            _edge_bump(f, u, v, centre_px, px_per_m * m / ppm * 0.5, comps, rng.uniform(0.12, 0.25))
+            _edge_bump(f, (u, v), centre_px, px_per_m * m / ppm * 0.5, comps, rng.uniform(0.12, 0.25))
         elif kind == "hole":
             rx = max(3.0, m * rng.uniform(0.06, 0.14))
             dmg.hole(
-                s, rng, u, v, rx, rx * rng.uniform(0.6, 1.0), rng.uniform(0, np.pi), 0.3, f.name != "top"
+                s,
+                rng,
+                Ellipse(u, v, rx, rx * rng.uniform(0.6, 1.0), rng.uniform(0, np.pi)),
+                0.3,
+                f.name != "top",
             )
         elif kind == "tear":
             rx = max(5.0, m * rng.uniform(0.14, 0.28))
             dmg.hole(
                 s,
                 rng,
-                u,
-                v,
-                rx,
-                max(2.0, rx * rng.uniform(0.2, 0.45)),
-                rng.uniform(0, np.pi),
+                Ellipse(u, v, rx, max(2.0, rx * rng.uniform(0.2, 0.45)), rng.uniform(0, np.pi)),
                 0.25,
                 f.name != "top",
             )
@@ -183,7 +184,11 @@ def apply_plan(rng: np.random.Generator, plan: list[tuple[str, int]], shot: Shot
             u, v = _face_point(rng, f, size, 0.3, 0.7)
             rx = m * rng.uniform(0.2, 0.38)
             dmg.hole(
-                s, rng, u, v, rx, rx * rng.uniform(0.5, 1.0), rng.uniform(0, np.pi), 0.92, f.name != "top"
+                s,
+                rng,
+                Ellipse(u, v, rx, rx * rng.uniform(0.5, 1.0), rng.uniform(0, np.pi)),
+                0.92,
+                f.name != "top",
             )
             lines = [
                 [
@@ -290,9 +295,11 @@ def _crush_edge(
 
 
 def _edge_bump(
-    f: Face, u: float, v: float, centre_px: np.ndarray, r_px: float, comps: list[tuple], k: float
+    f: Face, uv: tuple[float, float], centre_px: np.ndarray, r_px: float, comps: list[tuple], k: float
 ) -> None:
-    """Drag the face edge nearest to (u, v) towards the box centre (a caved panel's sagging rim)."""
+    """Drag the face edge nearest to texel `uv` towards the box centre (a caved panel's sagging
+    rim)."""
+    u, v = uv
     d_edges = [v, f.tex_w - u, f.tex_h - v, u]
     e = int(np.argmin(d_edges))
     pt = [(u, 0), (f.tex_w, v), (u, f.tex_h), (0, v)][e]

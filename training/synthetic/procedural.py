@@ -51,7 +51,7 @@ from training.synthetic import damage as dmg
 from training.synthetic.background import render_background
 from training.synthetic.box import render_box
 from training.synthetic.geom import Box, Camera, displacement_mesh, sample_light, shadow_masks
-from training.synthetic.tex import F32, fine_noise, to_u8
+from training.synthetic.tex import F32, Ellipse, fine_noise, to_u8
 
 SEED_STRIDE = 1_000_003
 GRADE_P = (0.35, 0.65 / 3, 0.65 / 3, 0.65 / 3)
@@ -395,15 +395,15 @@ def compose_damage(base: Image.Image, grade: int, seed: int) -> Image.Image:
             dmg.caved_side(surf, rng, x, y, m * rng.uniform(0.45, 0.75), strength)
         elif kind == "hole":
             rx = max(2.5, m * rng.uniform(0.05, 0.11))
-            dmg.hole(surf, rng, x, y, rx, rx * rng.uniform(0.6, 1.0), rng.uniform(0, np.pi), 0.3)
+            dmg.hole(surf, rng, Ellipse(x, y, rx, rx * rng.uniform(0.6, 1.0), rng.uniform(0, np.pi)), 0.3)
         elif kind == "tear":
             rx = max(4.0, m * rng.uniform(0.12, 0.24))
-            dmg.hole(surf, rng, x, y, rx, rx * rng.uniform(0.15, 0.35), rng.uniform(0, np.pi), 0.25)
+            dmg.hole(surf, rng, Ellipse(x, y, rx, rx * rng.uniform(0.15, 0.35), rng.uniform(0, np.pi)), 0.25)
         elif kind == "water_stain":
             dmg.water_stain(surf, rng, x, y, m * rng.uniform(0.15, 0.32), strength)
         elif kind in ("large_tear", "burst_open"):
             rx = m * rng.uniform(0.2, 0.35)
-            dmg.hole(surf, rng, x, y, rx, rx * rng.uniform(0.5, 1.0), rng.uniform(0, np.pi), 0.95)
+            dmg.hole(surf, rng, Ellipse(x, y, rx, rx * rng.uniform(0.5, 1.0), rng.uniform(0, np.pi)), 0.95)
         elif kind in ("crushed_flat", "soaked"):
             # Whole-box damage: apply to a copy, keep it only on the box (not the backdrop).
             sub = dmg.Surface(surf.rgb.copy(), surf.height.copy(), ppm, surf.fibre)

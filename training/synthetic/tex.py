@@ -1,4 +1,4 @@
-"""Texture and drawing helpers for the synthetic parcel renderer (`training.synthetic`).
+"""Texture and drawing helpers for the synthetic parcel renderer (`training.synthetic.procedural`).
 
 Everything here paints in *texture space*: a flat image of one box face (or of a floor, a label,
 the contents of a box) whose texels have a known size in metres (`ppm`, texels per metre). The
@@ -14,12 +14,43 @@ from __future__ import annotations
 
 import colorsys
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 F32 = np.float32
 Pt = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Ellipse:
+    """An oriented ellipse in texture coordinates: centre (cx, cy), radii (rx, ry) along its own
+    axes, turned by `angle` radians.
+
+    Holes, tears, stains and dents are each placed by one; as one value it travels through
+    `ragged_polygon`, `damage.hole` and the dent helpers instead of five loose floats that are
+    easy to pass in the wrong order.
+    """
+
+    cx: float
+    cy: float
+    rx: float
+    ry: float
+    angle: float = 0.0
+
+
+@dataclass(frozen=True)
+class TapeSpec:
+    """One box's packing tape apart from where it runs: strip width (texels) and style (`clear`,
+    `brown`, `white`, `printed`).
+
+    Every strip on a box shares these, so `tape_strip` takes them as one value and its call sites
+    differ only in the endpoints (the board's scale never mattered to the tape: width is in texels).
+    """
+
+    width: float
+    style: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,18 +143,12 @@ class Mask:
 
 
 def ragged_polygon(
-    rng: np.random.Generator,
-    cx: float,
-    cy: float,
-    rx: float,
-    ry: float,
-    angle: float = 0.0,
-    n: int = 28,
-    rough: float = 0.2,
-    lobes: float = 0.25,
+    rng: np.random.Generator, shape: Ellipse, n: int = 28, rough: float = 0.2, lobes: float = 0.25
 ) -> list[Pt]:
-    """A closed blob with a torn/irregular outline: low harmonics give the lobes, per-vertex jitter
-    the ragged fibre edge. Used for tears, stains and wet patches, none of which are ellipses."""
+    """A closed blob with a torn/irregular outline around `shape`: low harmonics give the lobes,
+    per-vertex jitter the ragged fibre edge. Used for tears, stains and wet patches, none of which
+    are ellipses."""
+    cx, cy, rx, ry, angle = shape.cx, shape.cy, shape.rx, shape.ry, shape.angle
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
     r = np.ones(n)
     for k in (2, 3, 5):
@@ -480,14 +505,7 @@ def place_label(rng: np.random.Generator, rgb: np.ndarray, ppm: float, cx: float
 
 
 def tape_strip(
-    rng: np.random.Generator,
-    rgb: np.ndarray,
-    p0: Pt,
-    p1: Pt,
-    width: float,
-    style: str,
-    ppm: float,
-    ragged_end: bool = True,
+    rng: np.random.Generator, rgb: np.ndarray, p0: Pt, p1: Pt, tape: TapeSpec, ragged_end: bool = True
 ) -> None:
     """Packing tape from p0 to p1 (texture coords).
 
@@ -496,25 +514,19 @@ def tape_strip(
     """
     # Work on the view around the strip only: tape is thin and faces are large.
     h, w = rgb.shape[:2]
-    m = width * 0.6 + 2
+    m = tape.width * 0.6 + 2
     bx0, bx1 = max(0, int(min(p0[0], p1[0]) - m)), min(w, int(max(p0[0], p1[0]) + m) + 1)
     by0, by1 = max(0, int(min(p0[1], p1[1]) - m)), min(h, int(max(p0[1], p1[1]) + m) + 1)
     if bx0 >= bx1 or by0 >= by1:
         return
     q0, q1 = (p0[0] - bx0, p0[1] - by0), (p1[0] - bx0, p1[1] - by0)
-    _tape_strip(rng, rgb[by0:by1, bx0:bx1], q0, q1, width, style, ppm, ragged_end)
+    _tape_strip(rng, rgb[by0:by1, bx0:bx1], q0, q1, tape, ragged_end)
 
 
 def _tape_strip(
-    rng: np.random.Generator,
-    rgb: np.ndarray,
-    p0: Pt,
-    p1: Pt,
-    width: float,
-    style: str,
-    ppm: float,
-    ragged_end: bool,
+    rng: np.random.Generator, rgb: np.ndarray, p0: Pt, p1: Pt, tape: TapeSpec, ragged_end: bool
 ) -> None:
+    width, style = tape.width, tape.style
     h, w = rgb.shape[:2]
     (x0, y0), (x1, y1) = p0, p1
     length = math.hypot(x1 - x0, y1 - y0) + 1e-6
@@ -603,7 +615,8 @@ def contents_patch(rng: np.random.Generator, h: int, w: int, ppm: float) -> np.n
         regions = []
         split = Mask(w, h)
         split.draw.polygon(
-            ragged_polygon(rng, rng.uniform(0, w), rng.uniform(0, h), w * 0.5, h * 0.5, rough=0.1), fill=255
+            ragged_polygon(rng, Ellipse(rng.uniform(0, w), rng.uniform(0, h), w * 0.5, h * 0.5), rough=0.1),
+            fill=255,
         )
         m = split.array(blur_radius=0.7)
         regions = [m, 1 - m]
