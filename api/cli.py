@@ -69,14 +69,12 @@ def _user_add(args: argparse.Namespace) -> int:
 
 
 def _user_list(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from storage.tables import User
+    from storage.users import all_users
 
     engine, sessions = _migrated_sessions(_settings())
     try:
         with sessions() as session:
-            users = session.scalars(select(User).order_by(User.id)).all()
+            users = all_users(session)
             print(f"{'id':>5}  {'name':<30} {'role':<9} {'key':<16} {'created (UTC)':<20} status")
             for u in users:
                 status = "disabled" if u.disabled_at else "active"

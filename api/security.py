@@ -14,10 +14,10 @@ import hmac
 import re
 import secrets
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage import users as user_rows
 from storage.tables import User
 
 ROLES = ("customer", "adjuster", "admin")
@@ -59,11 +59,11 @@ def create_user(session: Session, name: str, role: str) -> tuple[User, str]:
         raise ValueError(f"user name must be 1-{_MAX_NAME} printable characters")
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-    if session.scalar(select(User.id).where(User.name == name)) is not None:
+    if user_rows.name_taken(session, name):
         raise UserExists(f"a user named {name!r} already exists")
     for _ in range(5):  # a prefix collision is harmless (lookup compares hashes), but avoid it anyway
         key, prefix = generate_key()
-        if session.scalar(select(User.id).where(User.key_prefix == prefix)) is None:
+        if not user_rows.key_prefix_taken(session, prefix):
             break
     user = User(name=name, role=role, key_prefix=prefix, key_hash=hash_key(key))
     session.add(user)
@@ -88,7 +88,7 @@ def authenticate(session: Session, header_value: str | None) -> User | None:
         return None
     digest = hash_key(key)
     found: User | None = None
-    candidates = session.scalars(select(User).where(User.key_prefix == prefix)).all()
+    candidates = user_rows.with_key_prefix(session, prefix)
     for user in candidates:
         if hmac.compare_digest(user.key_hash, digest):
             found = user

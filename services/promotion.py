@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.inference import WEIGHTS_DIR, DamageModel
@@ -34,8 +33,10 @@ from models.registry import (
     cache_dir_for,
 )
 from services.context import Services
+from storage import model_events as event_rows
 from storage.objects import ObjectNotFound, ObjectStore
-from storage.tables import ModelEvent, Photo, PhotoLabel
+from storage.review import latest_labelled_originals
+from storage.tables import ModelEvent
 
 logger = logging.getLogger("claimlane.promotion")
 
@@ -142,31 +143,22 @@ def _record(
     reason: str | None,
     gate_json: dict[str, Any] | None = None,
 ) -> ModelEvent:
-    event = ModelEvent(
-        actor=actor, action=action, version=version, previous_version=previous, reason=reason, gate=gate_json
+    return event_rows.add(
+        session,
+        actor=actor,
+        action=action,
+        version=version,
+        previous_version=previous,
+        reason=reason,
+        gate=gate_json,
     )
-    session.add(event)
-    session.flush()
-    return event
 
 
 def reviewed_samples(session: Session, store: ObjectStore, limit: int = REVIEWED_LIMIT) -> list[Sample]:
     """The adjusters' most recent photo labels (the latest label of each photo), with the original
     photo bytes from the store; photos whose original is gone are skipped."""
-    latest = (
-        select(PhotoLabel.photo_id, func.max(PhotoLabel.id).label("label_id"))
-        .group_by(PhotoLabel.photo_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(PhotoLabel.grade, Photo.original_key)
-        .join(latest, PhotoLabel.id == latest.c.label_id)
-        .join(Photo, Photo.id == PhotoLabel.photo_id)
-        .order_by(PhotoLabel.at.desc(), PhotoLabel.id.desc())
-        .limit(limit)
-    ).all()
     samples = []
-    for grade, key in rows:
+    for grade, key in latest_labelled_originals(session, limit):
         try:
             image = store.get(key)
         except ObjectNotFound:
@@ -329,8 +321,19 @@ def promote(
     return outcome
 
 
+@dataclass(frozen=True)
+class RollbackResult:
+    champion: str  # serves now
+    previous_version: str  # the champion it replaced
+
+
 def rollback(services: Services, *, actor: str, reason: str) -> str:
     """Champion <- the champion before the current one (alias history as a stack). Returns it."""
+    return rollback_champion(services, actor=actor, reason=reason).champion
+
+
+def rollback_champion(services: Services, *, actor: str, reason: str) -> RollbackResult:
+    """`rollback`, also saying which champion it replaced (the admin API shows both)."""
     cleaned = _clean_reason(reason)
     if cleaned is None:
         raise ValueError("a rollback needs a reason")
@@ -345,14 +348,12 @@ def rollback(services: Services, *, actor: str, reason: str) -> str:
         session.commit()
     logger.info("rollback: champion %s -> %s by %s (%s)", current, target, actor, reason)
     _reload_models(services)
-    return target
+    return RollbackResult(champion=target, previous_version=current)
 
 
 def model_events(session: Session, *, version: str | None = None, limit: int = 100) -> list[ModelEvent]:
-    query = select(ModelEvent).order_by(ModelEvent.id.desc()).limit(limit)
-    if version is not None:
-        query = query.where(ModelEvent.version == version)
-    return list(session.scalars(query))
+    """The latest model events (newest first), of one version if given."""
+    return event_rows.recent(session, version=version, limit=limit)
 
 
 def overview(services: Services) -> dict[str, Any]:
@@ -365,10 +366,7 @@ def overview(services: Services) -> dict[str, Any]:
             by_version.setdefault(version, []).append(name)
     last_gate: dict[str, dict[str, Any]] = {}
     with services.sessions() as session:
-        gated = (
-            select(ModelEvent).where(ModelEvent.action.in_(("promote", "override"))).order_by(ModelEvent.id)
-        )
-        for event in session.scalars(gated):
+        for event in event_rows.gated(session):
             last_gate[event.version] = {
                 "at": event.at.isoformat(),
                 "action": event.action,

@@ -3,7 +3,10 @@
 lives here once.
 
 Functions over a caller's `Session`, with `now` passed in. They flush (so a conflict shows up here, as
-a `claims.errors` error) but never commit: the caller commits, or rolls back on any exception.
+a `claims.errors` error) but never commit: the caller commits, or rolls back on any exception (the
+console runs them inside its own commit-or-roll-back wrapper). `take`, `decide` and `note` are the
+committing use cases the JSON API calls: one call each, the time taken here. The queries are the
+repository functions of `storage.review` (and `storage.users`, `storage.photos`, `storage.claims`).
 
 Rules
 -----
@@ -34,14 +37,13 @@ Rules
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from claims.deadlines import DeadlineConfig, SlaState, SlaStatus, review_deadlines, sla_status
@@ -49,8 +51,13 @@ from claims.errors import Conflict, NotFound, Unprocessable
 from claims.lifecycle import Actor, ClaimState
 from claims.money import MoneyError, format_money, parse_amount
 from claims.policy import NUM_GRADES, PolicyConfig, payout_amount
-from storage.review import prior_claims_of
-from storage.tables import AuditEvent, CaseNote, Claim, PhotoLabel, ReviewDecision, User
+from services.claims import load_visible
+from storage import claims as claim_rows
+from storage import photos as photo_rows
+from storage import review as review_rows
+from storage import users as user_rows
+from storage.objects import ObjectNotFound, ObjectStore
+from storage.tables import AuditEvent, CaseNote, Claim, Photo, User, utcnow
 from storage.transitions import append_note, apply_transition
 
 logger = logging.getLogger("claimlane.review")
@@ -219,42 +226,16 @@ def _review_reasons(session: Session, claims: Sequence[Claim]) -> dict[str, list
         decision = claim.decision or {}
         if decision.get("kind") == "review":
             out[claim.id] = [str(r) for r in decision.get("reasons", [])]
-    ids = [c.id for c in claims]
-    for start in range(0, len(ids), 500):
-        rows = session.execute(
-            select(AuditEvent.claim_id, AuditEvent.reason_codes)
-            .where(
-                AuditEvent.claim_id.in_(ids[start : start + 500]),
-                AuditEvent.action == "transition",
-                AuditEvent.to_state == ClaimState.IN_REVIEW.value,
-            )
-            .order_by(AuditEvent.id)
-        ).all()
-        for claim_id, codes in rows:
-            if codes:
-                out[claim_id] = [str(c) for c in codes]
+    for claim_id, codes in review_rows.review_entries(session, [c.id for c in claims]):
+        if codes:
+            out[claim_id] = [str(c) for c in codes]
     return out
-
-
-def _related_claims(session: Session, claims: Sequence[Claim]) -> list[tuple[str, int, str]]:
-    """(id, customer_id, tracking_number) of every claim sharing a customer or a tracking number with
-    one of `claims` (themselves included)."""
-    customers = sorted({c.customer_id for c in claims})
-    trackings = sorted({c.tracking_number for c in claims})
-    if not claims:
-        return []
-    rows = session.execute(
-        select(Claim.id, Claim.customer_id, Claim.tracking_number).where(
-            or_(Claim.customer_id.in_(customers), Claim.tracking_number.in_(trackings))
-        )
-    ).all()
-    return [(r[0], r[1], r[2]) for r in rows]
 
 
 def _prior_counts(session: Session, claims: Sequence[Claim]) -> dict[str, int]:
     by_customer: dict[int, set[str]] = {}
     by_tracking: dict[str, set[str]] = {}
-    for claim_id, customer_id, tracking in _related_claims(session, claims):
+    for claim_id, customer_id, tracking in review_rows.related_claims(session, claims):
         by_customer.setdefault(customer_id, set()).add(claim_id)
         by_tracking.setdefault(tracking, set()).add(claim_id)
     return {
@@ -265,19 +246,12 @@ def _prior_counts(session: Session, claims: Sequence[Claim]) -> dict[str, int]:
     }
 
 
-def _user_names(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
-    wanted = sorted({i for i in ids if i is not None})
-    if not wanted:
-        return {}
-    return {uid: name for uid, name in session.execute(select(User.id, User.name).where(User.id.in_(wanted)))}
-
-
 def _items(
     session: Session, claims: Sequence[Claim], now: datetime, cfg: DeadlineConfig | None
 ) -> list[QueueItem]:
     reasons = _review_reasons(session, claims)
     priors = _prior_counts(session, claims)
-    names = _user_names(session, (c.lease_holder_id for c in claims if _lease_is_live(c, now)))
+    names = user_rows.names_by_id(session, (c.lease_holder_id for c in claims if _lease_is_live(c, now)))
     items = []
     for claim in claims:
         first_due, decision_due = _deadlines_of(claim, cfg)
@@ -319,15 +293,7 @@ def proposed_amount(claim: Claim, policy: PolicyConfig) -> Decimal | None:
 
 
 def _load(session: Session, claim_id: str, *, lock: bool = False) -> Claim:
-    stmt = (
-        select(Claim)
-        .where(Claim.id == claim_id)
-        .options(selectinload(Claim.photos))
-        .execution_options(populate_existing=True)
-    )
-    if lock:
-        stmt = stmt.with_for_update(of=Claim)  # PostgreSQL; SQLite has no row locks (and needs none)
-    claim = session.execute(stmt).scalar_one_or_none()
+    claim = review_rows.load_claim(session, claim_id, lock=lock)
     if claim is None:
         raise NotFound("claim not found")
     return claim
@@ -358,13 +324,7 @@ def list_queue(
     if filters.status is not None and filters.status not in ("unassigned", "taken", "overdue"):
         raise Unprocessable(f"unknown status {filters.status!r}", code="validation_error")
     limit = max(1, min(int(filters.limit), MAX_QUEUE_LIMIT))
-    claims = list(
-        session.scalars(
-            select(Claim)
-            .where(Claim.state == ClaimState.IN_REVIEW.value)
-            .execution_options(populate_existing=True)
-        ).all()
-    )
+    claims = review_rows.in_review(session)
     items = _items(session, claims, now, deadlines_cfg)
     if filters.reason:
         items = [i for i in items if filters.reason in i.reasons]
@@ -407,24 +367,12 @@ def case_detail(
     policy: PolicyConfig,
 ) -> CaseDetail:
     """One case (any state: a decided case can still be read). 404 if there is no such claim."""
-    claim = session.execute(
-        select(Claim)
-        .where(Claim.id == claim_id)
-        .options(selectinload(Claim.photos), selectinload(Claim.events))
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    claim = claim_rows.get_with_history(session, claim_id)
     if claim is None:
         raise NotFound("claim not found")
     item = _items(session, [claim], now, deadlines_cfg)[0]
 
-    labels: dict[str, int] = {}
-    for photo_id, grade in session.execute(
-        select(PhotoLabel.photo_id, PhotoLabel.grade)
-        .join(ReviewDecision, PhotoLabel.decision_id == ReviewDecision.id)
-        .where(ReviewDecision.claim_id == claim.id)
-        .order_by(PhotoLabel.id)
-    ):
-        labels[photo_id] = grade
+    labels: dict[str, int] = dict(review_rows.claim_labels(session, claim.id))  # the latest per photo
     photos = [
         PhotoDetail(
             id=p.id,
@@ -449,18 +397,9 @@ def case_detail(
             same_customer=c.customer_id == claim.customer_id,
             same_tracking_number=c.tracking_number == claim.tracking_number,
         )
-        for c in session.scalars(
-            select(Claim).where(prior_claims_of(claim)).order_by(Claim.created_at.desc(), Claim.id)
-        )
+        for c in review_rows.prior_claims(session, claim)
     ]
-    notes = list(
-        session.scalars(
-            select(CaseNote)
-            .where(CaseNote.claim_id == claim.id)
-            .options(selectinload(CaseNote.author))
-            .order_by(CaseNote.id)
-        )
-    )
+    notes = review_rows.case_notes(session, claim.id)
     return CaseDetail(
         claim=claim,
         items=item,
@@ -488,31 +427,14 @@ def take_case(session: Session, claim_id: str, adjuster: User, now: datetime) ->
     """
     me = adjuster.id
     expires = now + LEASE
-    before = session.execute(
-        select(Claim.lease_holder_id, Claim.lease_expires_at).where(Claim.id == claim_id)
-    ).first()
+    before = review_rows.lease_of(session, claim_id)
     renewed = before is not None and before[0] == me and before[1] is not None and before[1] > now
-    result = session.execute(
-        update(Claim)
-        .where(
-            Claim.id == claim_id,
-            Claim.state == ClaimState.IN_REVIEW.value,
-            or_(
-                Claim.lease_holder_id.is_(None),
-                Claim.lease_holder_id == me,
-                Claim.lease_expires_at.is_(None),
-                Claim.lease_expires_at <= now,
-            ),
-        )
-        .values(lease_holder_id=me, lease_expires_at=expires, row_version=Claim.row_version + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's CursorResult
+    if not review_rows.take_lease(session, claim_id, me, now, expires):
         claim = _load(session, claim_id)
         if claim.state != ClaimState.IN_REVIEW:
             raise _not_in_review(claim)
         until = claim.lease_expires_at or now
-        holder = _user_names(session, [claim.lease_holder_id]).get(claim.lease_holder_id or -1)
+        holder = user_rows.names_by_id(session, [claim.lease_holder_id]).get(claim.lease_holder_id or -1)
         raise Conflict(
             f"taken by another adjuster until {_hhmm(until)}",
             code="case_taken",
@@ -710,23 +632,7 @@ def decide_case(
         "deny": ClaimState.DENIED,
         "request_photos": ClaimState.NEEDS_PHOTOS,
     }[action]
-    session.add(
-        ReviewDecision(
-            claim_id=claim.id,
-            adjuster_id=me,
-            at=now,
-            action=action,
-            amount=value,
-            currency=currency,
-            reason=text,
-            model_version=claim.model_version,
-            model_grade=claim.claim_grade,
-            model_probs=claim.claim_probs,
-            labels=[
-                PhotoLabel(photo_id=pid, grade=grade, adjuster_id=me, at=now) for pid, grade in labels.items()
-            ],
-        )
-    )
+    review_rows.add_decision(session, claim, me, action, amount=value, reason=text, labels=labels, at=now)
     apply_transition(
         session,
         claim,
@@ -804,9 +710,78 @@ def add_note(session: Session, claim_id: str, author: User, text: str, now: date
         errors = [_field("text", message)]
         raise Unprocessable(f"invalid note: text: {message}", code="validation_error", details=errors)
     claim = _load(session, claim_id)
-    note = CaseNote(claim_id=claim.id, author_id=me, at=now, text=body)
-    session.add(note)
-    session.flush()
+    note = review_rows.add_case_note(session, claim.id, me, body, now)
     append_note(session, claim, Actor.ADJUSTER, me, "note", {"note_id": note.id, "text": body}, now=now)
     session.flush()
     return note
+
+
+# --------------------------------------------------------------------------------------------------
+# Committing use cases (the JSON API: one call per request)
+
+
+def take(session: Session, claim_id: str, adjuster: User) -> datetime:
+    """`take_case` now, committed; returns when the lease expires."""
+    expires = take_case(session, claim_id, adjuster, utcnow())
+    session.commit()
+    return expires
+
+
+def decide(
+    session: Session,
+    claim_id: str,
+    adjuster: User,
+    action: str,
+    *,
+    amount: str | None,
+    reason: str | None,
+    grades: dict[str, int],
+    policy: PolicyConfig,
+) -> Claim:
+    """`decide_case` now, committed; returns the claim as the adjuster may see it, read fresh after
+    the commit (with its photos and audit events)."""
+    decide_case(
+        session,
+        claim_id,
+        adjuster,
+        action,
+        amount=amount,
+        reason=reason,
+        grades=grades,
+        now=utcnow(),
+        policy=policy,
+    )
+    session.commit()
+    return load_visible(session, claim_id, adjuster)
+
+
+def note(session: Session, claim_id: str, author: User, text: str) -> CaseNote:
+    """`add_note` now, committed."""
+    created = add_note(session, claim_id, author, text, utcnow())
+    session.commit()
+    return created
+
+
+# --------------------------------------------------------------------------------------------------
+# Photos
+
+
+def case_photo(session: Session, claim_id: str, photo_id: str) -> Photo:
+    """A photo of the case; NotFound when the claim has no such photo."""
+    photo = photo_rows.get_of_claim(session, claim_id, photo_id)
+    if photo is None:
+        raise NotFound("photo not found")
+    return photo
+
+
+def heatmap_png(session: Session, store: ObjectStore, claim_id: str, photo_id: str) -> bytes:
+    """The PNG heatmap layer of a photo of the case; NotFound when the photo has none, or when its
+    object is missing from the store (logged: it should be there)."""
+    photo = photo_rows.get(session, photo_id)
+    if photo is None or photo.claim_id != claim_id or not photo.heatmap_key:
+        raise NotFound("no heatmap for this photo")
+    try:
+        return store.get(photo.heatmap_key)
+    except ObjectNotFound:
+        logger.error("claim %s photo %s: heatmap %s is missing", claim_id, photo_id, photo.heatmap_key)
+        raise NotFound("heatmap not available") from None

@@ -42,12 +42,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import select
 
 from claims.lifecycle import ClaimState
 from models.preprocessing import ImageError, load_image
+from storage import photos as photo_rows
+from storage import review as review_rows
 from storage.objects import ObjectNotFound
-from storage.tables import AuditEvent, Photo, PhotoLabel, ReviewDecision
+from storage.tables import Photo, PhotoLabel, ReviewDecision
 from training.manifest import Row, write_manifest
 
 if TYPE_CHECKING:
@@ -178,24 +179,6 @@ def _extension(photo: Photo, data: bytes) -> str:
         return PIL_EXTENSIONS.get(img.format or "", "bin")
 
 
-def _machine_decisions(session, claim_ids: list[str]) -> dict[str, list[AuditEvent]]:
-    """Per claim, the system's moves out of `assessing` (its offers and its sends to review)."""
-    out: dict[str, list[AuditEvent]] = {}
-    for start in range(0, len(claim_ids), 500):
-        events = session.scalars(
-            select(AuditEvent)
-            .where(
-                AuditEvent.claim_id.in_(claim_ids[start : start + 500]),
-                AuditEvent.action == "transition",
-                AuditEvent.from_state == ClaimState.ASSESSING.value,
-            )
-            .order_by(AuditEvent.id)
-        )
-        for event in events:
-            out.setdefault(event.claim_id, []).append(event)
-    return out
-
-
 def export_reviewed(services: Services, out_dir: str | Path) -> dict[str, Any]:
     """Write `out_dir/{images/, manifest.csv, decisions.csv, README.md}`; return the counts."""
     out = Path(out_dir)
@@ -204,23 +187,13 @@ def export_reviewed(services: Services, out_dir: str | Path) -> dict[str, Any]:
     skipped: Counter[str] = Counter()
 
     with services.sessions() as session:
-        labels = session.execute(
-            select(PhotoLabel, ReviewDecision, Photo)
-            .join(ReviewDecision, PhotoLabel.decision_id == ReviewDecision.id)
-            .join(Photo, PhotoLabel.photo_id == Photo.id)
-            .order_by(ReviewDecision.at, ReviewDecision.id, PhotoLabel.id)
-        ).all()
-        decisions = session.scalars(
-            select(ReviewDecision).order_by(ReviewDecision.at, ReviewDecision.id)
-        ).all()
+        labels = review_rows.labelled_photos(session)
+        decisions = review_rows.all_decisions(session)
         claim_ids = sorted({d.claim_id for d in decisions})
-        machine = _machine_decisions(session, claim_ids)
+        machine = review_rows.machine_decisions(session, claim_ids)
         photos_of: dict[str, list[Photo]] = {}
-        for start in range(0, len(claim_ids), 500):
-            for photo in session.scalars(
-                select(Photo).where(Photo.claim_id.in_(claim_ids[start : start + 500]))
-            ):
-                photos_of.setdefault(photo.claim_id, []).append(photo)
+        for photo in photo_rows.of_claims(session, claim_ids):
+            photos_of.setdefault(photo.claim_id, []).append(photo)
 
     # The latest grade for each photo; a claim's place in time is its first decision.
     first_decided: dict[str, datetime] = {}

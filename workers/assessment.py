@@ -56,8 +56,6 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from claims.lifecycle import Actor, ClaimState
@@ -78,6 +76,7 @@ from models.heatmaps import render_heatmap
 from models.inference import DamageModel, ModelError
 from models.preprocessing import ImageError, preprocess
 from services.context import Services
+from storage import claims as claim_rows
 from storage.objects import ObjectNotFound, ObjectStoreUnavailable
 from storage.review import mark_entered_review
 from storage.tables import Claim, utcnow
@@ -142,21 +141,10 @@ def assess_claim(services: Services, claim_id: str) -> Outcome:
 # Transaction A: claim the work
 
 
-def _load_for_update(session: Session, claim_id: str) -> Claim | None:
-    stmt = (
-        select(Claim)
-        .where(Claim.id == claim_id)
-        .options(selectinload(Claim.photos))
-        .with_for_update(of=Claim)
-        .execution_options(populate_existing=True)
-    )
-    return session.execute(stmt).scalar_one_or_none()
-
-
 def _start(services: Services, claim_id: str) -> _Snapshot | Outcome:
     for attempt in range(1, _CLAIM_ATTEMPTS + 1):
         with services.sessions() as session:
-            claim = _load_for_update(session, claim_id)
+            claim = claim_rows.load_for_update(session, claim_id)
             if claim is None:
                 return "not_found"
             state = ClaimState(claim.state)
@@ -388,7 +376,7 @@ def decision_record(decision: Decision) -> dict[str, Any]:
 def _record(services: Services, claim_id: str, result: _Result) -> Outcome:
     decision = result.decision
     with services.sessions() as session:
-        claim = _load_for_update(session, claim_id)
+        claim = claim_rows.load_for_update(session, claim_id)
         if claim is None:  # deleted meanwhile (not something the service does)
             return "not_found"
         if claim.state != ClaimState.ASSESSING:

@@ -23,12 +23,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from claims.policy import Decision, combine_photos
 from models.grades import GRADE_NAMES, NUM_GRADES
 from models.inference import DamageModel
+from storage import shadow as shadow_rows
 from storage.tables import ShadowPrediction
 
 if TYPE_CHECKING:
@@ -171,12 +171,7 @@ def shadow_report(
     grade: rows and the share the challenger graded the same), ``kinds`` and ``fast_lane_rate``
     (share of offers) of each model, and ``changed``: every assessment on which the challenger's
     decision would have differed (kind, grade or amount), oldest first, with both decisions."""
-    stmt = select(ShadowPrediction).order_by(ShadowPrediction.at, ShadowPrediction.id)
-    if since is not None:
-        stmt = stmt.where(ShadowPrediction.at >= since)
-    if challenger_version is not None:
-        stmt = stmt.where(ShadowPrediction.challenger_version == challenger_version)
-    rows = list(session.scalars(stmt))
+    rows = shadow_rows.predictions(session, since=since, challenger_version=challenger_version)
 
     matrix = [[0] * NUM_GRADES for _ in range(NUM_GRADES)]
     pairs: Counter[tuple[str, str]] = Counter()

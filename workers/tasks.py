@@ -21,13 +21,12 @@ import random
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import select
-
 from claims.lifecycle import ClaimState
 from services.context import Services
+from storage.claims import stale_claim_ids
 from storage.db import is_unavailable
 from storage.objects import ObjectStoreUnavailable
-from storage.tables import Claim, utcnow
+from storage.tables import utcnow
 from workers.assessment import assess_claim
 from workers.celery_app import app, get_services
 
@@ -90,14 +89,7 @@ def requeue_stale_claims(
 
     cutoff = utcnow() - older_than
     with services.sessions() as session:
-        ids = list(
-            session.scalars(
-                select(Claim.id)
-                .where(Claim.state.in_([s.value for s in STALE_STATES]), Claim.state_changed_at < cutoff)
-                .order_by(Claim.state_changed_at)
-                .limit(limit)
-            )
-        )
+        ids = stale_claim_ids(session, [s.value for s in STALE_STATES], cutoff, limit)
     for claim_id in ids:
         enqueue(claim_id)
     if ids:

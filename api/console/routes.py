@@ -31,7 +31,6 @@ from urllib.parse import quote, urlsplit
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.concurrency import run_in_threadpool
@@ -46,8 +45,10 @@ from claims.policy import ReasonCode
 from models.grades import GRADES
 from services import reviewing
 from services.context import Services
+from storage.claims import photo_positions
 from storage.objects import ObjectNotFound
-from storage.tables import Photo, User, utcnow
+from storage.tables import User, utcnow
+from storage.users import names_by_id
 
 logger = logging.getLogger("claimlane.console")
 
@@ -502,7 +503,7 @@ def _people(session: Session, labels: list[str], author_ids: list[int]) -> dict[
         role, _, number = str(label).partition(":")
         if role in CONSOLE_ROLES and number.isdigit():
             ids.add(int(number))
-    names = dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
+    names = names_by_id(session, ids)
     out = {}
     for label in labels:
         role, _, number = str(label).partition(":")
@@ -611,8 +612,7 @@ def _error_message(exc: Exception) -> tuple[int, str]:
 
 def _name_photos(session: Session, claim_id: str, message: str) -> str:
     """The API's message with photo ids written as "photo 2" (what the adjuster sees on the page)."""
-    rows = session.execute(select(Photo.id, Photo.position).where(Photo.claim_id == claim_id)).all()
-    for photo_id, position in rows:
+    for photo_id, position in photo_positions(session, claim_id):
         message = message.replace(photo_id, f"photo {position}")
     return message
 
@@ -730,13 +730,6 @@ def _decide(request: Request, session: Session, user: User, claim_id: str, form:
 # Photos
 
 
-def _photo(session: Session, claim_id: str, photo_id: str) -> Photo:
-    photo = session.scalar(select(Photo).where(Photo.id == photo_id, Photo.claim_id == claim_id))
-    if photo is None:
-        raise NotFound("photo not found")
-    return photo
-
-
 def _image(request: Request, key: str | None, media_type: str, etag: str) -> Response:
     if not key:
         raise NotFound("no heatmap for this photo")
@@ -760,7 +753,7 @@ def _image(request: Request, key: str | None, media_type: str, etag: str) -> Res
 
 @router.get("/cases/{claim_id}/photos/{photo_id}", name="console_photo")
 def photo(claim_id: str, photo_id: str, request: Request, user: ConsoleUser, session: SessionDep) -> Response:
-    found = _photo(session, claim_id, photo_id)
+    found = reviewing.case_photo(session, claim_id, photo_id)
     # Never the original upload: it may carry the customer's GPS position.
     return _image(request, found.derivative_key, "image/jpeg", f'"{found.sha256}"')
 
@@ -769,7 +762,7 @@ def photo(claim_id: str, photo_id: str, request: Request, user: ConsoleUser, ses
 def heatmap(
     claim_id: str, photo_id: str, request: Request, user: ConsoleUser, session: SessionDep
 ) -> Response:
-    found = _photo(session, claim_id, photo_id)
+    found = reviewing.case_photo(session, claim_id, photo_id)
     key = found.heatmap_key
     etag = f'"{hashlib.sha256((key or "").encode()).hexdigest()[:32]}"'
     return _image(request, key, "image/png", etag)

@@ -138,14 +138,13 @@ def promote_model(
     responses=_errors(409, 503),
 )
 def rollback_model(body: RollbackRequest, user: AdminUser, services: ServicesDep) -> RollbackView:
-    previous = promotion.registry_for(services).alias("champion")
     try:
-        champion = promotion.rollback(services, actor=_actor(user), reason=body.reason)
+        result = promotion.rollback_champion(services, actor=_actor(user), reason=body.reason)
     except RegistryError as exc:
         raise _registry_error(exc) from None
     except ValueError as exc:
         raise Unprocessable(str(exc)) from None
-    return RollbackView(champion=champion, previous_version=previous)
+    return RollbackView(champion=result.champion, previous_version=result.previous_version)
 
 
 @router.post(

@@ -1,19 +1,18 @@
 """The adjusters' JSON API: the review queue, a case, taking it, deciding it, notes.
 
 Adjusters and admins only (customers 403, no key 401). The rules are in `services.reviewing`, shared with
-the web console; these routes only translate HTTP to those calls, commit, and shape the answers.
+the web console; these routes only translate HTTP to one use case each (which commits) and shape the answers.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import AdjusterUser, ServicesDep, SessionDep
-from api.errors import NotFound, error_responses
+from api.errors import error_responses
 from api.routers.claims import ERROR_DESCRIPTIONS
 from api.schemas import (
     AuditEntryView,
@@ -33,11 +32,7 @@ from api.views import claim_view
 from claims.lifecycle import ClaimState
 from claims.money import amount_text
 from services import reviewing
-from services.claims import load_visible
-from storage.objects import ObjectNotFound
-from storage.tables import CaseNote, Photo, utcnow
-
-logger = logging.getLogger("claimlane.api.review")
+from storage.tables import CaseNote, utcnow
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
 
@@ -177,8 +172,7 @@ def review_case(
     responses=error_responses(ERROR_DESCRIPTIONS, 401, 403, 404, 409, 503),
 )
 def review_take(claim_id: str, user: AdjusterUser, session: SessionDep) -> TakeResult:
-    expires: datetime = reviewing.take_case(session, claim_id, user, utcnow())
-    session.commit()
+    expires: datetime = reviewing.take(session, claim_id, user)
     return TakeResult(
         claim_id=claim_id,
         lease_expires_at=expires,
@@ -201,7 +195,7 @@ def review_decide(
     session: SessionDep,
     services: ServicesDep,
 ) -> ClaimView:
-    reviewing.decide_case(
+    claim = reviewing.decide(
         session,
         claim_id,
         user,
@@ -209,11 +203,9 @@ def review_decide(
         amount=body.amount,
         reason=body.reason,
         grades=body.grades,
-        now=utcnow(),
         policy=services.policy,
     )
-    session.commit()
-    return claim_view(request, load_visible(session, claim_id, user), user)
+    return claim_view(request, claim, user)
 
 
 @router.post(
@@ -225,9 +217,7 @@ def review_decide(
     responses=error_responses(ERROR_DESCRIPTIONS, 401, 403, 404, 422, 503),
 )
 def review_note(claim_id: str, body: NoteRequest, user: AdjusterUser, session: SessionDep) -> NoteView:
-    note = reviewing.add_note(session, claim_id, user, body.text, utcnow())
-    session.commit()
-    return _note_view(note)
+    return _note_view(reviewing.note(session, claim_id, user, body.text))
 
 
 @router.get(
@@ -243,14 +233,7 @@ def review_note(claim_id: str, body: NoteRequest, user: AdjusterUser, session: S
 def review_heatmap(
     claim_id: str, photo_id: str, user: AdjusterUser, session: SessionDep, services: ServicesDep
 ) -> Response:
-    photo = session.get(Photo, photo_id)
-    if photo is None or photo.claim_id != claim_id or not photo.heatmap_key:
-        raise NotFound("no heatmap for this photo")
-    try:
-        data = services.store.get(photo.heatmap_key)
-    except ObjectNotFound:
-        logger.error("claim %s photo %s: heatmap %s is missing", claim_id, photo_id, photo.heatmap_key)
-        raise NotFound("heatmap not available") from None
+    data = reviewing.heatmap_png(session, services.store, claim_id, photo_id)
     return Response(
         content=data,
         media_type="image/png",
