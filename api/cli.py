@@ -1,6 +1,6 @@
 """The `claimlane` command: users and keys, database migrations, and the HTTP server.
 
-    claimlane user add NAME --role customer|adjuster|admin   # prints the new API key (shown once)
+    claimlane user add NAME --role customer|adjuster|admin|integration   # prints the key (shown once)
     claimlane user list
     claimlane db upgrade
     claimlane serve [--host 127.0.0.1] [--port $PORT or 8000]
@@ -14,6 +14,7 @@
     claimlane model shadow-report [--challenger V] [--since ISO]
     claimlane model retrain [--quick] [--from champion|imagenet]
     claimlane dataset export --out DIR                       # adjusters' labels as a manifest
+    claimlane shipments import FILE [--format csv|jsonl]     # carrier records, all or nothing
 
 Settings come from the environment (CLAIMLANE_*), as for the server.
 """
@@ -371,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = user.add_parser("add", help="create a user and print its API key (shown once)")
     add.add_argument("name")
-    add.add_argument("--role", required=True, choices=["customer", "adjuster", "admin"])
+    add.add_argument("--role", required=True, choices=["customer", "adjuster", "admin", "integration"])
     add.set_defaults(func=_user_add)
     user.add_parser("list", help="list users (no keys)").set_defaults(func=_user_list)
 
@@ -429,7 +430,60 @@ def build_parser() -> argparse.ArgumentParser:
     exp = dataset.add_parser("export", help="export the adjusters' labelled photos as a manifest")
     exp.add_argument("--out", required=True, help="output folder (manifest.csv + images)")
     exp.set_defaults(func=_dataset_export)
+
+    shipments = commands.add_parser("shipments", help="the carrier's shipment records").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    imp = shipments.add_parser("import", help="import a CSV or JSON-lines file, all or nothing")
+    imp.add_argument("file", help="a .csv (with a header row) or .jsonl file; - for standard input")
+    imp.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file name")
+    imp.set_defaults(func=_shipments_import)
     return parser
+
+
+class _SweeperDispatcher:
+    """The CLI exits at once: claims it moves back to assessing are left to the server's stale-claim
+    sweeper (workers.tasks.requeue_stale_claims) rather than to a thread that would die with it."""
+
+    def enqueue_assessment(self, claim_id: str) -> None:
+        print(f"claim {claim_id} will be assessed again by the server", file=sys.stderr)
+
+    def shutdown(self) -> None:
+        pass
+
+
+def _shipments_import(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from claims.errors import ClaimLaneError
+    from services import shipments as shipment_service
+
+    fmt = args.format or ("jsonl" if str(args.file).endswith((".jsonl", ".ndjson")) else "csv")
+    content_type = "text/csv" if fmt == "csv" else "application/x-ndjson"
+    try:
+        body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"claimlane: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    engine, sessions = _migrated_sessions(_settings())
+    try:
+        with sessions() as session:
+            try:
+                rows = shipment_service.parse_batch(body, content_type)
+                report = shipment_service.import_shipments(session, _SweeperDispatcher(), rows, "cli")
+            except ClaimLaneError as exc:
+                print(f"claimlane: {exc.message}", file=sys.stderr)
+                for detail in exc.details or []:
+                    print(f"  {json.dumps(detail, ensure_ascii=False)}", file=sys.stderr)
+                return 1
+        print(
+            f"imported {report.rows} rows: {report.created} created, {report.updated} updated, "
+            f"{report.unchanged} unchanged; {len(report.rechecked)} waiting claims re-checked"
+        )
+        return 0
+    finally:
+        engine.dispose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

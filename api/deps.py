@@ -90,3 +90,5 @@ def require_roles(*roles: str):
 CustomerUser = Annotated[User, Depends(require_roles("customer"))]
 AdjusterUser = Annotated[User, Depends(require_roles("adjuster", "admin"))]
 AdminUser = Annotated[User, Depends(require_roles("admin"))]
+# The carrier's own systems: they push shipment records (and nothing else).
+IntegrationUser = Annotated[User, Depends(require_roles("integration", "admin"))]

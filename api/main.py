@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import console
 from api.errors import error_response, install_error_handlers
-from api.routers import admin, claims, health, review
+from api.routers import admin, claims, health, review, shipments
 from config.settings import Settings
 from services.context import Services, build_services
 from workers.dispatch import Dispatcher, make_dispatcher
@@ -157,6 +157,7 @@ def create_app(
 
     app.include_router(health.router)
     app.include_router(claims.router)
+    app.include_router(shipments.router)  # the carrier's integration (/v1/shipments...)
     app.include_router(review.router)  # the adjusters' JSON API (/v1/review/...)
     # The adjusters' review console (server-rendered pages over services.reviewing) and its assets.
     app.mount("/console/static", StaticFiles(directory=console.STATIC_DIR), name="console-static")

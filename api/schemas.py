@@ -172,8 +172,14 @@ class ClaimView(_Model):
     status: ClaimState
     status_description: str = Field(description="What the status means, for the customer.")
     tracking_number: str
-    declared_value: MoneyStr
+    declared_value: MoneyStr = Field(
+        description="What a payout is computed on: the value insured when the parcel was shipped (or, "
+        "until the carrier's record arrives, the value given with the claim)."
+    )
     currency: str = Field(examples=["CNY"])
+    claimed_value: MoneyStr | None = Field(
+        None, description="The value given with the claim, if any; never paid above the insured value."
+    )
     description: str | None
     created_at: datetime
     photos: list[PhotoView]
@@ -288,6 +294,28 @@ class NoteView(_Model):
     text: str
 
 
+class PhotoMatchView(_Model):
+    position: int = Field(description="This claim's photo (1-based).")
+    photo_url: str | None = Field(None, description="This claim's photo.")
+    other_claim_id: str
+    other_claim_url: str = Field(description="The earlier claim's case.")
+    other_photo_url: str = Field(description="The matching photo of the other claim.")
+    distance: int = Field(description="Bits that differ between the perceptual hashes (0: the same photo).")
+
+
+class IntegrityView(_Model):
+    """What the integrity checks found: each reason with its evidence."""
+
+    reasons: list[str]
+    shipment: dict[str, Any] | None = Field(
+        None, description="The carrier's record when the claim was decided."
+    )
+    claimed_value: MoneyStr | None = None
+    parcel_claims: list[dict[str, Any]] = Field(description="Other claims on the same tracking number.")
+    photo_matches: list[PhotoMatchView]
+    recent_claims: int = Field(description="This customer's claims in the policy's repeat-claimant window.")
+
+
 class CaseView(_Model):
     """One case, with everything an adjuster needs to decide it."""
 
@@ -301,6 +329,7 @@ class CaseView(_Model):
     history: list[PriorClaimView]
     timeline: list[AuditEntryView]
     notes: list[NoteView]
+    integrity: IntegrityView | None = Field(None, description="The fraud checks' findings, once assessed.")
 
 
 class TakeResult(_Model):
@@ -436,3 +465,55 @@ class ChallengerRequest(_Model):
 class ChallengerView(_Model):
     challenger: str
     previous_challenger: str | None
+
+
+# --------------------------------------------------------------------------------------------------
+# Shipments (the carrier's integration)
+
+
+class ShipmentIn(_Model):
+    """A shipment as the carrier's systems know it. Text fields, checked by the service, so each
+    problem is named in the carrier's terms (money as decimal text, times ISO 8601 with a zone)."""
+
+    declared_value: str = Field(
+        description="Value insured at shipping (保价), decimal text.", examples=["300.00"]
+    )
+    currency: str = Field(examples=["CNY"])
+    status: str = Field(
+        description="created, in_transit, delivered, returned or lost.", examples=["delivered"]
+    )
+    shipped_at: str | None = Field(None, examples=["2026-12-01T09:30:00+08:00"])
+    delivered_at: str | None = Field(
+        None,
+        description="Required when delivered. ISO 8601 with a zone.",
+        examples=["2026-12-03T15:10:00+08:00"],
+    )
+    sender_ref: str | None = Field(None, description="The carrier's reference for the sender.")
+    recipient_ref: str | None = Field(None, description="The carrier's reference for the recipient.")
+    service: str | None = Field(None, examples=["standard"])
+
+
+class ShipmentView(_Model):
+    tracking_number: str
+    declared_value: MoneyStr
+    currency: str
+    status: str
+    shipped_at: datetime | None
+    delivered_at: datetime | None
+    sender_ref: str | None
+    recipient_ref: str | None
+    service: str | None
+    updated_at: datetime
+    created: bool = Field(False, description="True when this request created the record.")
+    changed: bool = Field(False, description="False when the record already said exactly this.")
+    rechecked_claims: list[str] = Field(
+        default_factory=list, description="Claims that waited for this shipment and are assessed again."
+    )
+
+
+class ImportReportView(_Model):
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+    rechecked_claims: list[str]

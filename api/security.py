@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from storage import users as user_rows
 from storage.tables import User
 
-ROLES = ("customer", "adjuster", "admin")
+ROLES = ("customer", "adjuster", "admin", "integration")
 KEY_PREFIX = "cl"
 _KEY_RE = re.compile(r"cl_(?P<prefix>[0-9a-f]{8})_(?P<secret>[A-Za-z0-9_-]{32})", re.ASCII)
 _MAX_NAME = 120

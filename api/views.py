@@ -109,6 +109,7 @@ def claim_view(request: Request, claim: Claim, viewer: User) -> ClaimView:
         tracking_number=claim.tracking_number,
         declared_value=amount_text(claim.declared_value, claim.currency),
         currency=claim.currency,
+        claimed_value=amount_text(claim.claimed_value, claim.currency),
         description=claim.description,
         created_at=claim.created_at,
         photos=[

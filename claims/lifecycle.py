@@ -26,6 +26,7 @@ State diagram (the happy paths, then every move with who may make it)::
     declined      --system-->            in_review
     expired       --customer, system-->  in_review
     in_review     --adjuster-->          approved, denied, needs_photos
+    in_review     --system-->            assessing (the shipment it waited for arrived)
     needs_photos  --customer, system-->  assessing
     accepted      --system-->            payout_instructed
     approved      --system-->            payout_instructed
@@ -86,6 +87,9 @@ TRANSITIONS: Mapping[tuple[ClaimState, ClaimState], frozenset[Actor]] = MappingP
         (ClaimState.IN_REVIEW, ClaimState.APPROVED): frozenset({_A}),
         (ClaimState.IN_REVIEW, ClaimState.DENIED): frozenset({_A}),
         (ClaimState.IN_REVIEW, ClaimState.NEEDS_PHOTOS): frozenset({_A}),
+        # A claim held only because its shipment was not known yet is assessed again when the
+        # carrier's record arrives (services.shipments); nobody else takes a claim out of review.
+        (ClaimState.IN_REVIEW, ClaimState.ASSESSING): frozenset({_S}),
         # The customer uploads photos; the system may re-assess too (say, after a model upgrade).
         (ClaimState.NEEDS_PHOTOS, ClaimState.ASSESSING): frozenset({_C, _S}),
         (ClaimState.ACCEPTED, ClaimState.PAYOUT_INSTRUCTED): frozenset({_S}),

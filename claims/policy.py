@@ -42,7 +42,7 @@ GRADE_NAMES: tuple[str, ...] = ("none", "cosmetic", "structural", "severe")
 
 # The policy file shipped with the code. Computing a path is not I/O; the caller reads the file.
 POLICIES_DIR = Path(__file__).resolve().parent / "policies"
-DEFAULT_POLICY_FILE = POLICIES_DIR / "2026-12-v2.toml"
+DEFAULT_POLICY_FILE = POLICIES_DIR / "2026-12-v3.toml"
 
 # How far a probability vector's sum may be from 1. Model outputs are float32 and may be rounded to
 # 6 decimals on the way (JSON), so an exact sum is not to be expected; anything further off is a bug.
@@ -133,8 +133,14 @@ class PolicyConfig:
       (chosen from data with Learn-then-Test, `models.fastlane`); a model that certifies none for this
       rate gets no fast lane.
 
-    `fast_lane_rule` and `max_overpay_rate` arrived with policy 2026-12-v2; files of earlier versions
-    do not name them and keep their meaning (`most_likely`).
+    - `claim_window_days`: a claim filed more than this many days after the shipment's delivery goes
+      to a person (`outside_claim_window`); None: no window.
+    - `repeat_claimant_max_claims`, `repeat_claimant_days`: a customer with more than this many claims
+      filed in this many days loses the fast lane (`repeat_claimant`); None: no limit.
+
+    `fast_lane_rule` and `max_overpay_rate` arrived with policy 2026-12-v2, the claim window and the
+    repeat-claimant knobs with 2026-12-v3; files of earlier versions do not name them and keep their
+    meaning (`most_likely`, no window, no limit).
 
     Validated on construction; a PolicyError says which knob is wrong. Mappings are copied into
     read-only views, so a config cannot change after a decision has recorded its version.
@@ -156,6 +162,9 @@ class PolicyConfig:
     offer_valid_hours: int = 72
     fast_lane_rule: str = "most_likely"
     max_overpay_rate: Decimal = Decimal("0.02")
+    claim_window_days: int | None = None
+    repeat_claimant_max_claims: int | None = None
+    repeat_claimant_days: int = 30
 
     def __post_init__(self) -> None:
         def put(name: str, value: object) -> None:
@@ -233,6 +242,14 @@ class PolicyConfig:
             raise PolicyError(f"max_overpay_rate must be in (0, 1), got {rate}")
         put("max_overpay_rate", rate)
 
+        for name, low in (("claim_window_days", 1), ("repeat_claimant_max_claims", 1)):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise PolicyError(f"{name} must be a whole number >= {low} (or absent), got {value!r}")
+        days = self.repeat_claimant_days
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 366:
+            raise PolicyError(f"repeat_claimant_days must be a whole number 1-366, got {days!r}")
+
     def __hash__(self) -> int:
         # The generated hash would fail on the mapping fields; hash their items instead.
         return hash(
@@ -248,6 +265,9 @@ class PolicyConfig:
                 self.offer_valid_hours,
                 self.fast_lane_rule,
                 self.max_overpay_rate,
+                self.claim_window_days,
+                self.repeat_claimant_max_claims,
+                self.repeat_claimant_days,
             )
         )
 
@@ -266,7 +286,15 @@ _POLICY_KEYS = frozenset(
     }
 )
 # Knobs added by later policy versions: optional, so older files keep meaning what they said.
-_OPTIONAL_POLICY_KEYS = frozenset({"fast_lane_rule", "max_overpay_rate"})
+_OPTIONAL_POLICY_KEYS = frozenset(
+    {
+        "fast_lane_rule",
+        "max_overpay_rate",
+        "claim_window_days",
+        "repeat_claimant_max_claims",
+        "repeat_claimant_days",
+    }
+)
 FAST_LANE_RULES = ("most_likely", "exceedance")
 
 
@@ -323,6 +351,9 @@ def parse_policy(text: str) -> PolicyConfig:
         offer_valid_hours=data["offer_valid_hours"],
         fast_lane_rule=data.get("fast_lane_rule", "most_likely"),
         max_overpay_rate=_toml_decimal("max_overpay_rate", data.get("max_overpay_rate", "0.02")),
+        claim_window_days=data.get("claim_window_days"),
+        repeat_claimant_max_claims=data.get("repeat_claimant_max_claims"),
+        repeat_claimant_days=data.get("repeat_claimant_days", 30),
     )
 
 
@@ -409,10 +440,23 @@ class ReasonCode(StrEnum):
     CURRENCY_NOT_FAST_LANE = "currency_not_fast_lane"
     # A fast-lane grade whose payout rounds to nothing (a tiny declared value): never offer zero.
     PAYOUT_ROUNDS_TO_ZERO = "payout_rounds_to_zero"
+    # Claim integrity (claims.integrity): checks a carrier's fraud team expects. None denies anything;
+    # each only keeps the claim out of the fast lane, so a person looks.
+    SHIPMENT_UNVERIFIED = "shipment_unverified"
+    VALUE_ABOVE_INSURED = "value_above_insured"
+    NOT_DELIVERED = "not_delivered"
+    OUTSIDE_CLAIM_WINDOW = "outside_claim_window"
+    DUPLICATE_PARCEL = "duplicate_parcel"
+    PARCEL_ALREADY_PAID = "parcel_already_paid"
+    PHOTO_REUSED = "photo_reused"
+    PHOTO_PREDATES_DELIVERY = "photo_predates_delivery"
+    SCREENSHOT = "screenshot"
+    REPEAT_CLAIMANT = "repeat_claimant"
     # Set by the lifecycle, not by decide(): they explain why a claim reached review later.
     CUSTOMER_DECLINED = "customer_declined"
     OFFER_EXPIRED = "offer_expired"
     PHOTOS_ADDED = "photos_added"
+    SHIPMENT_ARRIVED = "shipment_arrived"
     MODEL_UNAVAILABLE = "model_unavailable"
 
 
@@ -669,9 +713,20 @@ _REASON_TEXT: Mapping[ReasonCode, str] = MappingProxyType(
         ReasonCode.VALUE_ABOVE_FAST_LANE_CEILING: "the declared value is above our instant-payout limit",
         ReasonCode.CURRENCY_NOT_FAST_LANE: "instant payouts are not available in this currency",
         ReasonCode.PAYOUT_ROUNDS_TO_ZERO: "the declared value is too small for an instant payout",
+        ReasonCode.SHIPMENT_UNVERIFIED: "we could not yet match your tracking number to a shipment",
+        ReasonCode.VALUE_ABOVE_INSURED: "the value you gave is not the value insured when the parcel was shipped",
+        ReasonCode.NOT_DELIVERED: "our records do not show the parcel as delivered yet",
+        ReasonCode.OUTSIDE_CLAIM_WINDOW: "the claim was made after the claim period for this parcel",
+        ReasonCode.DUPLICATE_PARCEL: "there is another claim for this parcel",
+        ReasonCode.PARCEL_ALREADY_PAID: "a claim for this parcel has already been paid",
+        ReasonCode.PHOTO_REUSED: "a photo matches one sent with another claim",
+        ReasonCode.PHOTO_PREDATES_DELIVERY: "a photo seems to have been taken before the parcel was delivered",
+        ReasonCode.SCREENSHOT: "a photo looks like a screenshot rather than a photo of the parcel",
+        ReasonCode.REPEAT_CLAIMANT: "several claims were filed recently, so a person checks each one",
         ReasonCode.CUSTOMER_DECLINED: "you declined our offer",
         ReasonCode.OFFER_EXPIRED: "our offer expired",
         ReasonCode.PHOTOS_ADDED: "you added photos",
+        ReasonCode.SHIPMENT_ARRIVED: "the shipment record for your parcel arrived",
         ReasonCode.MODEL_UNAVAILABLE: "our automatic assessment is not available right now",
     }
 )

@@ -15,6 +15,10 @@ from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
+
+# HEIC/HEIF is the iPhone camera's default format: Pillow opens it through pillow-heif's plug-in.
+register_heif_opener()
 
 INPUT_SIZE = 224
 # EfficientNet-Lite's ImageNet weights expect pixels in [-1, 1]: (x / 255 - 0.5) / 0.5.
@@ -22,8 +26,9 @@ MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 # Pillow's own threshold: it warns above it and refuses twice above it. We refuse above it.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
-ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP"})
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "HEIF"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"})
+ACCEPTED = "JPEG, PNG, WebP or HEIC"
 
 ImageSource = str | os.PathLike[str] | bytes | BinaryIO
 
@@ -42,14 +47,15 @@ def _open(source: ImageSource) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise ImageError(f"image too large: {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise ImageError("not a recognised image (expected JPEG, PNG or WebP content)") from exc
+        raise ImageError(f"not a recognised image (expected {ACCEPTED} content)") from exc
 
 
 def load_image(source: ImageSource, *, min_side: int = INPUT_SIZE) -> Image.Image:
     """Decode a photo to an upright RGB image, at least `min_side` pixels on its shorter side if
     the original is.
 
-    - Content decides the format, not the file name: only JPEG, PNG and WebP are accepted.
+    - Content decides the format, not the file name: only JPEG, PNG, WebP and HEIC/HEIF
+      are accepted.
     - Decompression bombs are refused before decoding (Pillow's warning is treated as an error).
     - Big JPEGs are decoded in draft mode (DCT scaling), which is 3-4x faster for phone photos and
       loses nothing at the network's input size.
@@ -63,7 +69,7 @@ def load_image(source: ImageSource, *, min_side: int = INPUT_SIZE) -> Image.Imag
             raise ImageError(f"image too large: {exc}") from exc
     try:
         if img.format not in ALLOWED_FORMATS:
-            raise ImageError(f"unsupported image format {img.format!r} (expected JPEG, PNG or WebP)")
+            raise ImageError(f"unsupported image format {img.format!r} (expected {ACCEPTED})")
         width, height = img.size
         if width < 1 or height < 1:
             raise ImageError("image has no pixels")

@@ -37,10 +37,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import IO, Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from claims.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
+from claims.integrity import payout_basis
 from claims.lifecycle import Actor, ClaimState, IllegalTransition
 from claims.money import MoneyError, parse_amount, parse_currency
 from claims.policy import ReasonCode
@@ -48,8 +50,10 @@ from models.preprocessing import ImageError
 from services.context import Services
 from services.dispatch import Dispatcher
 from services.idempotency import Idempotency, LostKey, Replay, Ticket, fingerprint
+from services.integrity import shipment_facts
 from services.photos import StoredPhoto, discard_objects, inspect_photo, store_photo
 from storage import claims as claim_rows
+from storage import shipments as shipment_rows
 from storage.objects import ObjectNotFound
 from storage.review import mark_entered_review
 from storage.tables import Claim, Photo, User, new_id, utcnow
@@ -83,7 +87,7 @@ class ClaimForm:
     """The fields of a new claim as the client sent them (text: parsed and checked here)."""
 
     tracking_number: str
-    declared_value: str
+    declared_value: str | None = None  # the shipment's insured value decides; see file_claim
     currency: str = "CNY"
     description: str | None = None
 
@@ -199,15 +203,17 @@ def _check_fields(form: ClaimForm) -> _Fields:
         errors.append(_field_error("tracking_number", "must be 4 to 40 characters: letters, digits or '-'"))
     code = form.currency.strip().upper()
     amount: Decimal | None = None
+    declared = (form.declared_value or "").strip()
     try:
         code = parse_currency(form.currency)
     except MoneyError as exc:
         errors.append(_field_error("currency", str(exc)))
     else:
-        try:
-            amount = parse_amount(form.declared_value, code)
-        except MoneyError as exc:
-            errors.append(_field_error("declared_value", str(exc)))
+        if declared:
+            try:
+                amount = parse_amount(declared, code)
+            except MoneyError as exc:
+                errors.append(_field_error("declared_value", str(exc)))
     text = form.description.strip() if form.description is not None else None
     if text is not None:
         if len(text) > MAX_DESCRIPTION:
@@ -219,7 +225,7 @@ def _check_fields(form: ClaimForm) -> _Fields:
     return _Fields(
         tracking_number=tracking,
         declared_value=amount,
-        declared_text=form.declared_value.strip(),
+        declared_text=declared,
         currency=code,
         description=text or None,
         errors=errors,
@@ -430,13 +436,22 @@ def file_claim(
         return _accepted(taken)
 
     def write(stored: list[StoredPhoto], now: datetime) -> Claim:
-        # (5) The claim, its photos and its first audit entry.
+        # (5) The claim, its photos and its first audit entry. The value a payout is computed on is
+        # the shipment's insured value when the shipment is known (never more than it); the app's
+        # figure is recorded as `claimed_value` (see claims.integrity.payout_basis).
+        shipment = shipment_facts(shipment_rows.get(session, fields.tracking_number))
+        if shipment is not None:
+            value, currency = payout_basis(fields.declared_value, fields.currency, shipment)
+        else:
+            assert fields.declared_value is not None  # check() refused the request otherwise
+            value, currency = fields.declared_value, fields.currency
         claim = Claim(
             id=new_id(),
             customer_id=user_id,
             tracking_number=fields.tracking_number,
-            declared_value=fields.declared_value,
-            currency=fields.currency,
+            declared_value=value,
+            claimed_value=fields.declared_value,
+            currency=currency,
             description=fields.description,
             created_at=now,
             updated_at=now,
@@ -456,9 +471,43 @@ def file_claim(
         _add_photos(claim, stored, first_position=1, now=now)
         return claim
 
+    def check() -> None:
+        # One open claim per customer and parcel (the unique index `ux_claims_open_parcel` holds it
+        # under concurrent requests too; see _open_claim_conflict).
+        if not fields.errors:
+            _refuse_second_open_claim(session, user_id, fields.tracking_number)
+            shipment = shipment_rows.get(session, fields.tracking_number)
+            if shipment is None and fields.declared_value is None:
+                fields.errors.append(
+                    _field_error(
+                        "declared_value",
+                        "required while the shipment is not known to us yet: the value declared when "
+                        "the parcel was shipped",
+                    )
+                )
+
     # (3)-(6)
     upload = _Upload(taken, request_hash, photos, digests, fields.errors)
-    return _store_and_commit(session, services, dispatcher, upload, write, render)
+    try:
+        return _store_and_commit(session, services, dispatcher, upload, write, render, check)
+    except IntegrityError:
+        # A concurrent request filed the open claim first: answered like the check above.
+        with services.sessions() as other:
+            _refuse_second_open_claim(other, user_id, fields.tracking_number)
+        raise Conflict(
+            "another request changed this parcel's claims at the same time; retry", code="concurrent_update"
+        ) from None
+
+
+def _refuse_second_open_claim(session: Session, customer_id: int, tracking_number: str) -> None:
+    existing = claim_rows.open_claim_on_parcel(session, customer_id, tracking_number)
+    if existing is not None:
+        raise Conflict(
+            f"you already have an open claim for parcel {tracking_number}: follow it, or add photos "
+            "to it when an adjuster asks",
+            code="claim_already_open",
+            details={"claim_id": existing.id, "url": f"/v1/claims/{existing.id}", "state": existing.state},
+        )
 
 
 def _photos_not_requested(claim: Claim) -> Conflict:

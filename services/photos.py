@@ -22,7 +22,15 @@ from dataclasses import dataclass
 
 from PIL import ExifTags, Image
 
-from models.preprocessing import ImageError, load_image
+from models.fingerprints import (
+    CaptureTime,
+    Fingerprint,
+    camera,
+    capture_time,
+    fingerprint,
+    looks_like_screenshot,
+)
+from models.preprocessing import ACCEPTED, ImageError, load_image
 from storage.objects import ObjectNotFound, ObjectStore, ObjectStoreError
 
 __all__ = [
@@ -40,7 +48,13 @@ log = logging.getLogger(__name__)
 
 DERIVATIVE_QUALITY = 88
 DERIVATIVE_CONTENT_TYPE = "image/jpeg"
-MIME_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+MIME_TYPES = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "HEIF": "image/heic",
+}
 # EXIF orientations that swap width and height (transpose, rotate 90/270, transverse).
 _SWAPS_SIDES = frozenset({5, 6, 7, 8})
 
@@ -54,6 +68,12 @@ class StoredPhoto:
     byte_size: int  # of the original
     width: int  # of the original, upright (after EXIF orientation)
     height: int
+    # For the fraud checks (models.fingerprints): hashes of the photo and of its mirror image, when
+    # it was taken (EXIF), the camera that took it, and whether it looks like a screenshot.
+    fingerprint: Fingerprint | None = None
+    taken: CaptureTime | None = None
+    camera: str | None = None
+    screenshot: bool = False
 
 
 def original_key(sha256: str) -> str:
@@ -64,20 +84,21 @@ def derivative_key(sha256: str) -> str:
     return f"photos/derived/{sha256}.jpg"
 
 
-def _header(data: bytes) -> tuple[str, int, int]:
-    """(MIME type, upright width, upright height) from the header of bytes `load_image` accepted."""
+def _header(data: bytes) -> tuple[str, int, int, Image.Exif]:
+    """(MIME type, upright width, upright height, EXIF) from the header of bytes `load_image` accepted."""
     with Image.open(io.BytesIO(data)) as img:
         fmt = img.format or ""
         width, height = img.size
         try:
-            orientation = img.getexif().get(ExifTags.Base.Orientation)
+            exif = img.getexif()
+            orientation = exif.get(ExifTags.Base.Orientation)
         except Exception:  # a broken EXIF block: load_image ignores it too
-            orientation = None
+            exif, orientation = Image.Exif(), None
     if fmt not in MIME_TYPES:
-        raise ImageError(f"unsupported image format {fmt!r} (expected JPEG, PNG or WebP)")
+        raise ImageError(f"unsupported image format {fmt!r} (expected {ACCEPTED})")
     if orientation in _SWAPS_SIDES:
         width, height = height, width
-    return MIME_TYPES[fmt], width, height
+    return MIME_TYPES[fmt], width, height, exif
 
 
 def _check_min_side(width: int, height: int, min_side: int) -> None:
@@ -91,12 +112,12 @@ def inspect_photo(data: bytes, *, min_side: int) -> tuple[str, int, int]:
     """Validate an upload by its content; return (content type, width, height).
 
     Width and height are the upright size (EXIF orientation applied), as the photo is shown.
-    Raises `ImageError` for anything that is not a JPEG, PNG or WebP photo we can decode in full
+    Raises `ImageError` for anything that is not a JPEG, PNG, WebP or HEIC photo we can decode in full
     (text, truncated files, decompression bombs, GIF...) or whose shorter side is below `min_side`.
     """
     # Fully decodes (in JPEG draft mode at about min_side: cheap), so truncation is caught here.
     load_image(data, min_side=max(1, min_side)).close()
-    content_type, width, height = _header(data)
+    content_type, width, height, _ = _header(data)
     _check_min_side(width, height, min_side)
     return content_type, width, height
 
@@ -151,9 +172,14 @@ def store_photo(
         raise ValueError("max_side must be positive")
     # One decode serves both validation and the derivative.
     img = load_image(data, min_side=max_side)
-    content_type, width, height = _header(data)
+    content_type, width, height, exif = _header(data)
     _check_min_side(width, height, min_side)
     sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        prints = fingerprint(img)
+    except Exception:  # a hash is evidence for a check, never a reason to refuse a decodable photo
+        log.warning("could not hash photo %s", sha256, exc_info=True)
+        prints = None
     photo = StoredPhoto(
         sha256=sha256,
         original_key=original_key(sha256),
@@ -162,6 +188,10 @@ def store_photo(
         byte_size=len(data),
         width=width,
         height=height,
+        fingerprint=prints,
+        taken=capture_time(exif),
+        camera=camera(exif),
+        screenshot=looks_like_screenshot(img, exif, (width, height)),
     )
     created: list[str] = []
     try:

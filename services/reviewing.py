@@ -157,10 +157,64 @@ class CaseDetail:
     notes: list[CaseNote]
     proposed_amount: Decimal | None
     labels: dict[str, int] = field(default_factory=dict)  # photo id -> latest adjuster grade
+    integrity: Integrity | None = None  # the fraud checks' evidence, when the claim was assessed
 
     @property
     def item(self) -> QueueItem:
         return self.items
+
+
+@dataclass
+class PhotoMatchDetail:
+    """A photo of this claim (`position`) that matches `other_photo_id` of `other_claim_id`."""
+
+    position: int
+    photo_id: str | None
+    other_claim_id: str
+    other_photo_id: str
+    other_photo_position: int | None
+    distance: int
+
+
+@dataclass
+class Integrity:
+    """What the integrity checks found (services.integrity), for the adjuster."""
+
+    reasons: list[str]
+    shipment: dict[str, Any] | None
+    claimed_value: str | None
+    parcel_claims: list[dict[str, Any]]
+    photo_matches: list[PhotoMatchDetail]
+    recent_claims: int
+
+
+def integrity_of(session: Session, claim: Claim) -> Integrity | None:
+    """The integrity evidence recorded with the claim's decision, with the matched photos located."""
+    record = (claim.decision or {}).get("integrity")
+    if not isinstance(record, dict):
+        return None
+    by_position = {p.position: p.id for p in claim.photos}
+    matches: list[PhotoMatchDetail] = []
+    for m in record.get("photo_matches") or []:
+        other = photo_rows.get(session, str(m.get("photo_id")))
+        matches.append(
+            PhotoMatchDetail(
+                position=int(m.get("position", 0)),
+                photo_id=by_position.get(int(m.get("position", 0))),
+                other_claim_id=str(m.get("claim_id")),
+                other_photo_id=str(m.get("photo_id")),
+                other_photo_position=None if other is None else other.position,
+                distance=int(m.get("distance", 0)),
+            )
+        )
+    return Integrity(
+        reasons=[str(r) for r in record.get("reasons") or []],
+        shipment=record.get("shipment"),
+        claimed_value=record.get("claimed_value"),
+        parcel_claims=list(record.get("parcel_claims") or []),
+        photo_matches=matches,
+        recent_claims=int(record.get("recent_claims") or 0),
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -410,6 +464,7 @@ def case_detail(
         notes=notes,
         proposed_amount=proposed_amount(claim, policy),
         labels=labels,
+        integrity=integrity_of(session, claim),
     )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from storage.tables import Claim, Photo
+from claims.lifecycle import ClaimState
+from storage.tables import CLOSED_STATES, Claim, Photo
 
 
 def get_with_history(session: Session, claim_id: str) -> Claim | None:
@@ -63,5 +65,64 @@ def stale_claim_ids(
             .where(Claim.state.in_(list(states)), Claim.state_changed_at < changed_before)
             .order_by(Claim.state_changed_at)
             .limit(limit)
+        )
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# One claim per parcel, repeat claimants
+
+
+def open_claim_on_parcel(session: Session, customer_id: int, tracking_number: str) -> Claim | None:
+    """The customer's open claim on this tracking number, if any (at most one: `ux_claims_open_parcel`)."""
+    return session.scalars(
+        select(Claim).where(
+            Claim.customer_id == customer_id,
+            Claim.tracking_number == tracking_number,
+            Claim.state.not_in(CLOSED_STATES),
+        )
+    ).first()
+
+
+@dataclass(frozen=True)
+class ParcelClaim:
+    id: str
+    customer_id: int
+    state: str
+    paid: bool
+    created_at: datetime
+
+
+def other_claims_on_parcel(session: Session, tracking_number: str, claim_id: str) -> list[ParcelClaim]:
+    """Every other claim on this tracking number, oldest first; `paid` when a payout was instructed."""
+    rows = session.execute(
+        select(Claim.id, Claim.customer_id, Claim.state, Claim.created_at)
+        .where(Claim.tracking_number == tracking_number, Claim.id != claim_id)
+        .order_by(Claim.created_at, Claim.id)
+    ).all()
+    return [
+        ParcelClaim(id_, customer, state, state == ClaimState.PAYOUT_INSTRUCTED, created)
+        for id_, customer, state, created in rows
+    ]
+
+
+def customer_claims_since(session: Session, customer_id: int, since: datetime) -> list[ParcelClaim]:
+    """The customer's claims filed at or after `since`, newest first (the repeat-claimant history)."""
+    rows = session.execute(
+        select(Claim.id, Claim.customer_id, Claim.state, Claim.created_at)
+        .where(Claim.customer_id == customer_id, Claim.created_at >= since)
+        .order_by(Claim.created_at.desc(), Claim.id)
+    ).all()
+    return [
+        ParcelClaim(id_, customer, state, state == ClaimState.PAYOUT_INSTRUCTED, created)
+        for id_, customer, state, created in rows
+    ]
+
+
+def ids_on_parcel_in_state(session: Session, tracking_number: str, state: str) -> list[str]:
+    """Ids of the claims on this tracking number in `state` (claims to re-check when a shipment arrives)."""
+    return list(
+        session.scalars(
+            select(Claim.id).where(Claim.tracking_number == tracking_number, Claim.state == state)
         )
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -120,7 +122,7 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
-    role: Mapped[str] = mapped_column(String(16))  # customer | adjuster | admin
+    role: Mapped[str] = mapped_column(String(16))  # customer | adjuster | admin | integration
     key_prefix: Mapped[str] = mapped_column(String(16), index=True)  # lookup without scanning
     key_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the whole key
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -133,8 +135,12 @@ class Claim(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     customer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     tracking_number: Mapped[str] = mapped_column(String(64), index=True)
+    # The value a payout is computed on: the shipment's declared (insured) value once the shipment is
+    # known, never more; the customer's own figure only while it is not (and then no fast lane).
     declared_value: Mapped[Decimal] = mapped_column(Money())
     currency: Mapped[str] = mapped_column(String(3))
+    # What the app sent as the declared value, if anything: recorded, never paid above the shipment's.
+    claimed_value: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     state: Mapped[str] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -196,13 +202,26 @@ class Photo(Base):
     grade_probs: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
     model_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     heatmap_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # From the upload, for the fraud checks (models.fingerprints): EXIF capture time (zone_known False:
+    # the phone's local time read as UTC), the camera, and whether it looks like a screenshot.
+    taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    taken_zone_known: Mapped[bool | None] = mapped_column(Boolean(), nullable=True)
+    camera: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    screenshot: Mapped[bool] = mapped_column(Boolean(), default=False, server_default=false())
+    # pHash of the photo's mirror image: looked up (a mirrored copy of a stored photo), never indexed.
+    mirror_hash: Mapped[int | None] = mapped_column(BigInteger(), nullable=True)
 
     claim: Mapped[Claim] = relationship(back_populates="photos")
+    hashes: Mapped[list[PhotoHash]] = relationship(
+        back_populates="photo", order_by="PhotoHash.kind", cascade="all, delete-orphan"
+    )
 
     @classmethod
     def from_stored(cls, stored: Any, *, position: int, created_at: datetime | None = None) -> Photo:
-        """The row for a photo `services.photos.store_photo` has put in the object store."""
-        return cls(
+        """The row for a photo `services.photos.store_photo` has put in the object store, with its
+        perceptual hashes (claim and customer are filled in when the photo joins its claim)."""
+        taken = stored.taken
+        photo = cls(
             position=position,
             sha256=stored.sha256,
             original_key=stored.original_key,
@@ -212,7 +231,66 @@ class Photo(Base):
             width=stored.width,
             height=stored.height,
             created_at=created_at or utcnow(),
+            taken_at=None if taken is None else taken.at,
+            taken_zone_known=None if taken is None else taken.zone_known,
+            camera=stored.camera,
+            screenshot=stored.screenshot,
         )
+        if stored.fingerprint is not None:
+            photo.mirror_hash = stored.fingerprint.mirrored[0]
+            photo.hashes = [PhotoHash.of(kind, value) for kind, value in enumerate(stored.fingerprint.hashes)]
+        return photo
+
+
+def hash_segments(value: int) -> tuple[int, int, int, int]:
+    """A 64-bit hash (signed or unsigned) as four 16-bit segments, most significant first: the keys of
+    the multi-index look-up (two hashes within 7 bits agree within 1 bit on at least one segment)."""
+    value &= (1 << 64) - 1
+    return ((value >> 48) & 0xFFFF, (value >> 32) & 0xFFFF, (value >> 16) & 0xFFFF, value & 0xFFFF)
+
+
+class PhotoHash(Base):
+    """One perceptual hash of a stored photo (kind 0: the whole photo; 1-9: its crops, see
+    `models.fingerprints.CROPS`), with its four 16-bit segments indexed for multi-index hashing:
+    near-duplicates are found with four indexed IN look-ups, never a scan of every hash."""
+
+    __tablename__ = "photo_hashes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    photo_id: Mapped[str] = mapped_column(ForeignKey("photos.id"), index=True)
+    kind: Mapped[int] = mapped_column(Integer)
+    value: Mapped[int] = mapped_column(BigInteger)
+    s0: Mapped[int] = mapped_column(Integer, index=True)
+    s1: Mapped[int] = mapped_column(Integer, index=True)
+    s2: Mapped[int] = mapped_column(Integer, index=True)
+    s3: Mapped[int] = mapped_column(Integer, index=True)
+
+    photo: Mapped[Photo] = relationship(back_populates="hashes")
+
+    @classmethod
+    def of(cls, kind: int, value: int) -> PhotoHash:
+        s0, s1, s2, s3 = hash_segments(value)
+        return cls(kind=kind, value=value, s0=s0, s1=s1, s2=s2, s3=s3)
+
+
+class Shipment(Base):
+    """A parcel as the carrier's own systems know it (pushed by an integration user): its insured
+    value is fixed when it is shipped, not when it is claimed."""
+
+    __tablename__ = "shipments"
+
+    tracking_number: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sender_ref: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    recipient_ref: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    declared_value: Mapped[Decimal] = mapped_column(Money())
+    currency: Mapped[str] = mapped_column(String(3))
+    service: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # see claims.integrity.ShipmentStatus
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(64))  # "integration:4", "cli"
 
 
 class AuditEvent(Base):
@@ -361,3 +439,16 @@ class ShadowPrediction(Base):
 
 
 Index("ix_claims_state_due", Claim.state, Claim.decision_due_at)
+
+# States in which a claim is closed: one claim per customer and parcel may be open at a time (the
+# database enforces it, so concurrent requests cannot both file one).
+CLOSED_STATES = ("denied", "payout_instructed")
+_OPEN = f"state NOT IN ({', '.join(repr(s) for s in CLOSED_STATES)})"
+Index(
+    "ux_claims_open_parcel",
+    Claim.customer_id,
+    Claim.tracking_number,
+    unique=True,
+    sqlite_where=text(_OPEN),
+    postgresql_where=text(_OPEN),
+)

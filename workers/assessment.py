@@ -58,6 +58,7 @@ from typing import Any, Literal
 import numpy as np
 from sqlalchemy.orm.exc import StaleDataError
 
+from claims.integrity import with_integrity
 from claims.lifecycle import Actor, ClaimState
 from claims.policy import (
     Decision,
@@ -76,6 +77,7 @@ from models.heatmaps import render_heatmap
 from models.inference import DamageModel, ModelError
 from models.preprocessing import ImageError, preprocess
 from services.context import Services
+from services.integrity import basis_for, gather
 from storage import claims as claim_rows
 from storage.objects import ObjectNotFound, ObjectStoreUnavailable
 from storage.review import mark_entered_review
@@ -122,6 +124,7 @@ class _Result:
     problems: list[str] = field(default_factory=list)
     heatmaps: dict[str, str] = field(default_factory=dict)  # photo id -> object key
     shadow: ShadowOutcome | None = None  # what the challenger would have decided (never used here)
+    basis: tuple[Decimal, str] | None = None  # the value and currency the decision was computed on
 
 
 def assess_claim(services: Services, claim_id: str) -> Outcome:
@@ -150,9 +153,11 @@ def _start(services: Services, claim_id: str) -> _Snapshot | Outcome:
             state = ClaimState(claim.state)
             if state not in _STARTABLE and state is not ClaimState.ASSESSING:
                 return "already_done"
+            # The value insured at shipping, once the shipment is known (never more than it).
+            value, currency = basis_for(session, claim)
             snapshot = _Snapshot(
-                declared_value=claim.declared_value,
-                currency=claim.currency,
+                declared_value=value,
+                currency=currency,
                 photos=tuple(
                     _PhotoRef(p.id, p.original_key, p.sha256, p.width, p.height) for p in claim.photos
                 ),
@@ -184,6 +189,12 @@ def _unavailable(services: Services, problems: list[str], model_version: str | N
 
 
 def _evaluate(services: Services, snap: _Snapshot) -> _Result:
+    result = _grade(services, snap)
+    result.basis = (snap.declared_value, snap.currency)
+    return result
+
+
+def _grade(services: Services, snap: _Snapshot) -> _Result:
     if not snap.photos:
         return _unavailable(services, ["the claim has no photos"])
 
@@ -383,7 +394,14 @@ def _record(services: Services, claim_id: str, result: _Result) -> Outcome:
             logger.info("claim %s already %s: dropping a duplicate assessment", claim_id, claim.state)
             return "already_done"
         now = utcnow()
+        # The integrity checks, under the claim's lock, against everything committed before it.
+        findings = gather(session, claim, services.policy, now)
+        decision = with_integrity(decision, findings.reasons)
+        result.decision = decision
+        if result.basis is not None:
+            claim.declared_value, claim.currency = result.basis  # what the decision was computed on
         _write(claim, result, now, services)
+        claim.decision = {**(claim.decision or {}), "integrity": findings.evidence}
         offered = isinstance(decision, Offer)
         if not offered:
             # Deadlines, the repeat-claimant mark, no lease: the same as every other way into review.

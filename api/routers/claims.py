@@ -77,7 +77,7 @@ def create_claim(
     photos: Annotated[
         list[UploadFile],
         File(
-            description="1 to `max_photos` (8) JPEG, PNG or WebP photos of the damage, each at most 15 MiB."
+            description="1 to `max_photos` (8) JPEG, PNG, WebP or HEIC photos of the damage, each at most 15 MiB."
         ),
     ],
     tracking_number: Annotated[
@@ -88,12 +88,15 @@ def create_claim(
         ),
     ],
     declared_value: Annotated[
-        str,
+        str | None,
         Form(
-            description="The declared (insured) value as plain decimal text, e.g. `199.99`.",
+            description="The declared (insured) value as plain decimal text, e.g. `199.99`. Optional once "
+            "the carrier has sent the shipment: the value insured at shipping is what a payout is computed "
+            "on, and a different value given here is recorded but never paid above it. Required while the "
+            "shipment is not known yet (such a claim is accepted but reviewed by a person).",
             examples=["199.99"],
         ),
-    ],
+    ] = None,
     currency: Annotated[str, Form(description="ISO 4217 code of the declared value.")] = "CNY",
     description: Annotated[str | None, Form(description="What happened, at most 2000 characters.")] = None,
     idempotency_key: Annotated[
@@ -176,7 +179,7 @@ def add_claim_photos(
     dispatcher: DispatcherDep,
     photos: Annotated[
         list[UploadFile],
-        File(description="1 to `max_photos` (8) more JPEG, PNG or WebP photos, each at most 15 MiB."),
+        File(description="1 to `max_photos` (8) more JPEG, PNG, WebP or HEIC photos, each at most 15 MiB."),
     ],
     idempotency_key: Annotated[
         str | None,

@@ -20,8 +20,10 @@ from api.schemas import (
     CaseView,
     ClaimView,
     DecisionRequest,
+    IntegrityView,
     NoteRequest,
     NoteView,
+    PhotoMatchView,
     PriorClaimView,
     QueueItemView,
     QueueView,
@@ -161,6 +163,31 @@ def review_case(
             for e in detail.timeline
         ],
         notes=[_note_view(n) for n in detail.notes],
+        integrity=_integrity_view(request, detail.integrity),
+    )
+
+
+def _integrity_view(request: Request, found: reviewing.Integrity | None) -> IntegrityView | None:
+    if found is None:
+        return None
+    claim_id = request.path_params.get("claim_id", "")
+    return IntegrityView(
+        reasons=found.reasons,
+        shipment=found.shipment,
+        claimed_value=found.claimed_value,
+        parcel_claims=found.parcel_claims,
+        photo_matches=[
+            PhotoMatchView(
+                position=m.position,
+                photo_url=None if m.photo_id is None else reviewing.photo_url(claim_id, m.photo_id),
+                other_claim_id=m.other_claim_id,
+                other_claim_url=str(request.app.url_path_for("review_case", claim_id=m.other_claim_id)),
+                other_photo_url=reviewing.photo_url(m.other_claim_id, m.other_photo_id),
+                distance=m.distance,
+            )
+            for m in found.photo_matches
+        ],
+        recent_claims=found.recent_claims,
     )
 
 

@@ -4,10 +4,12 @@ helpers for users, claims and the "nothing left behind" counts."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +21,18 @@ from sqlalchemy import func, select
 
 from api.main import create_app
 from api.security import create_user
+from claims.money import MoneyError, parse_amount, parse_currency
 from claims.policy import PolicyConfig
 from config.settings import Settings
 from services.context import Services, build_services
 from storage.tables import Claim, IdempotencyKey, Photo
-from tests.factories import OFFER_ALL, gif_bytes, jpeg_bytes, png_bytes  # noqa: F401 (re-exported)
+from tests.factories import (  # noqa: F401 (re-exported)
+    OFFER_ALL,
+    add_shipment,
+    gif_bytes,
+    jpeg_bytes,
+    png_bytes,
+)
 
 
 def jpeg_with_gps(seed: int = 5) -> bytes:
@@ -49,6 +58,7 @@ class ApiHarness:
     services: Services
     settings: Settings
     _users: int = field(default=0)
+    _claims: int = field(default=0)
 
     # -- users ----------------------------------------------------------------------------------
 
@@ -60,7 +70,11 @@ class ApiHarness:
             session.commit()
             return {"Authorization": f"Bearer {key}", "X-Test-User-Id": str(user.id)}
 
-    # -- claims ---------------------------------------------------------------------------------
+    # -- shipments and claims -------------------------------------------------------------------
+
+    def shipment(self, tracking_number: str, **fields: Any) -> None:
+        """A shipment record as the carrier's feed would push it (delivered yesterday by default)."""
+        add_shipment(self.services, tracking_number, **fields)
 
     def post_claim(
         self,
@@ -68,13 +82,37 @@ class ApiHarness:
         photos: list[Upload] | None = None,
         *,
         key: str | None = "auto",
+        shipment: bool = True,
         **fields: Any,
     ):
-        data = {"tracking_number": "SF1234567890", "declared_value": "100.00", "currency": "CNY"}
+        """File a claim. By default each call gets its own tracking number (with a delivered shipment
+        at the declared value, unless `shipment=False` or one exists) and its own photo, so two claims
+        of one test do not trip the one-claim-per-parcel and reused-photo checks by accident."""
+        self._claims += 1
+        # Requests under explicit keys (the idempotency tests) share one set of defaults, so a retry, or
+        # the same request under another key, is the same request; automatic keys get fresh ones.
+        token = hashlib.sha256(b"explicit key").hexdigest() if key != "auto" else uuid.uuid4().hex
+        data = {"tracking_number": f"SF{token[:10].upper()}", "declared_value": "100.00", "currency": "CNY"}
         data.update({k: v for k, v in fields.items() if v is not None})
         for k in [k for k, v in fields.items() if v is None]:
             data.pop(k, None)
-        files = [("photos", p) for p in (photos if photos is not None else [photo(jpeg_bytes(1))])]
+        if shipment and "tracking_number" in data:
+            try:
+                code = parse_currency(str(data.get("currency") or "CNY"))
+                value = parse_amount(str(data.get("declared_value") or "100.00"), code)
+            except MoneyError:
+                code, value = "CNY", Decimal("100.00")  # the request is invalid anyway
+            add_shipment(
+                self.services,
+                str(data["tracking_number"]),
+                declared_value=str(value),
+                currency=code,
+                only_if_missing=True,
+            )
+        # Deterministic photos (grades depend on them): the same seed for a retry, a new one per claim.
+        seed = 1 if key != "auto" else 1000 + self._claims
+        default = [photo(jpeg_bytes(seed))]
+        files = [("photos", p) for p in (photos if photos is not None else default)]
         hdrs = dict(headers)
         if key == "auto":
             key = uuid.uuid4().hex

@@ -74,7 +74,8 @@ def test_bad_photos_are_422_and_nothing_is_stored(api: ApiHarness, customer, bad
         ({"declared_value": "1.234"}, "declared_value", "decimal places"),
         ({"declared_value": "0"}, "declared_value", "greater than zero"),
         ({"declared_value": "1,000"}, "declared_value", "1,000"),
-        ({"declared_value": ""}, "declared_value", "required"),  # an empty form field is a missing one
+        # An empty form field is a missing one: required while the shipment is not known.
+        ({"declared_value": "", "shipment": False}, "declared_value", "required"),
         ({"currency": "XYZ"}, "currency", "XYZ"),
         ({"tracking_number": "ab"}, "tracking_number", "4 to 40"),
         ({"tracking_number": "SF 123 456!"}, "tracking_number", "letters, digits"),
@@ -94,9 +95,19 @@ def test_bad_fields_are_422_naming_the_field(
 
 @pytest.mark.parametrize("missing", ["tracking_number", "declared_value"])
 def test_missing_fields_are_422(api: ApiHarness, customer, missing: str) -> None:
-    error = assert_error(api.post_claim(customer, **{missing: None}), 422, "validation_error")
+    # Without a shipment record the declared value is required; with one it is optional (below).
+    error = assert_error(api.post_claim(customer, shipment=False, **{missing: None}), 422, "validation_error")
     assert missing in error["message"] and "required" in error["message"].lower()
     api.assert_nothing_stored()
+
+
+def test_the_declared_value_is_optional_once_the_shipment_is_known(api: ApiHarness, customer) -> None:
+    api.shipment("SF0000000042", declared_value="300.00")
+    r = api.post_claim(customer, tracking_number="SF0000000042", declared_value=None)
+    assert r.status_code == 202, r.text
+    api.drain()
+    view = api.client.get(r.json()["url"], headers=customer).json()
+    assert view["declared_value"] == "300.00" and view["claimed_value"] is None
 
 
 def test_no_photos_is_422(api: ApiHarness, customer) -> None:

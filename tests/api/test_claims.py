@@ -28,6 +28,7 @@ def test_happy_path_to_an_offer_with_a_timeline(api: ApiHarness, customer) -> No
         [photo(jpeg_bytes(1), "a.jpg"), photo(jpeg_bytes(2), "b.jpg")],
         description="box crushed on one corner",
         declared_value="199.99",
+        tracking_number="SF1234567890",
     )
     assert r.status_code == 202, r.text
     body = r.json()

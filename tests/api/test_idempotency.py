@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from storage.tables import IdempotencyKey, utcnow
+from storage.tables import Claim, IdempotencyKey, utcnow
 from tests.api.conftest import ApiHarness, assert_error, jpeg_bytes, photo
 
 
@@ -87,8 +87,19 @@ def test_a_request_in_flight_is_409(api: ApiHarness, customer) -> None:
     )
 
 
+def _close_claims(api: ApiHarness) -> None:
+    """Close the claims filed so far (as an adjuster's denial would), so the same parcel may be claimed
+    again: one open claim per customer and parcel."""
+    with api.services.sessions() as session:
+        for claim in session.scalars(select(Claim)):
+            claim.state = "denied"
+        session.commit()
+
+
 def test_an_abandoned_request_is_taken_over(api: ApiHarness, customer) -> None:
     api.post_claim(customer, key="first")
+    api.drain()
+    _close_claims(api)
     fingerprint = _row(api, "first").request_hash
     _insert(api, int(customer["X-Test-User-Id"]), "second", fingerprint, timedelta(minutes=6))
     r = api.post_claim(customer, key="second")
@@ -112,6 +123,8 @@ def test_a_key_is_forgotten_after_its_ttl(api: ApiHarness, customer) -> None:
         row = session.scalars(select(IdempotencyKey).where(IdempotencyKey.key == "old")).one()
         row.created_at = utcnow() - timedelta(hours=api.settings.idempotency_ttl_hours + 1)
         session.commit()
+    api.drain()
+    _close_claims(api)
     second = api.post_claim(customer, key="old")
     assert second.status_code == 202
     assert second.json()["id"] != first.json()["id"]

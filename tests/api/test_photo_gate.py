@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from claims.policy import PolicyConfig
-from tests.api.conftest import MakeApi, photo
+from tests.api.conftest import MakeApi, jpeg_bytes, photo
 from tests.onnx_models import tiny_model_proto
 
 V2_POLICY = PolicyConfig(version="test-v2", fast_lane_rule="exceedance", max_overpay_rate=Decimal("0.02"))
@@ -74,7 +74,7 @@ def test_usable_photos_take_the_fast_lane_at_the_certified_threshold(
 ) -> None:
     api = make_api(policy=V2_POLICY, model_path=_v2_model(tmp_path, {"0.01": None, "0.02": 0.95}))
     customer = api.user()
-    view = api.offered_claim(customer, declared_value="300.00")
+    view = api.offered_claim(customer, photos=[photo(jpeg_bytes(1))], declared_value="300.00")
     assert view["decision"]["amount"] == "300.00"  # severe: 100% of the declared value
 
 
@@ -85,7 +85,7 @@ def test_a_model_certifying_no_threshold_for_the_rate_gets_no_fast_lane(
         policy=V2_POLICY, model_path=_v2_model(tmp_path, {"0.01": None, "0.02": None, "0.05": 0.5})
     )
     customer = api.user()
-    r = api.post_claim(customer, declared_value="300.00")
+    r = api.post_claim(customer, [photo(jpeg_bytes(1))], declared_value="300.00")
     api.drain()
     view = api.client.get(r.json()["url"], headers=customer).json()
     assert view["status"] == "in_review"

@@ -33,6 +33,7 @@ EXPECTED = {
     ("in_review", "approved"): {A},
     ("in_review", "denied"): {A},
     ("in_review", "needs_photos"): {A},
+    ("in_review", "assessing"): {S},
     ("needs_photos", "assessing"): {C, S},
     ("accepted", "payout_instructed"): {S},
     ("approved", "payout_instructed"): {S},

@@ -138,10 +138,16 @@ def test_defaults() -> None:
 
 
 def test_shipped_policy_file_equals_the_defaults() -> None:
-    """2026-11-v1 is the code's defaults; the shipped default 2026-12-v2 adds only the v2 fast-lane
-    rule (tests/claims/test_policy_v2.py)."""
-    assert DEFAULT_POLICY_FILE.name == "2026-12-v2.toml"
-    v2 = parse_policy(DEFAULT_POLICY_FILE.read_text(encoding="utf-8"))
+    """2026-11-v1 is the code's defaults; 2026-12-v2 adds only the v2 fast-lane rule
+    (tests/claims/test_policy_v2.py), and the shipped default 2026-12-v3 only the integrity knobs."""
+    assert DEFAULT_POLICY_FILE.name == "2026-12-v3.toml"
+    v3 = parse_policy(DEFAULT_POLICY_FILE.read_text(encoding="utf-8"))
+    v2 = parse_policy((DEFAULT_POLICY_FILE.parent / "2026-12-v2.toml").read_text(encoding="utf-8"))
+    assert (v3.claim_window_days, v3.repeat_claimant_max_claims, v3.repeat_claimant_days) == (14, 3, 30)
+    assert (
+        dataclasses.replace(v3, version="2026-12-v2", claim_window_days=None, repeat_claimant_max_claims=None)
+        == v2
+    )
     assert dataclasses.replace(v2, version="2026-11-v1", fast_lane_rule="most_likely") == DEFAULTS
     config = parse_policy((DEFAULT_POLICY_FILE.parent / "2026-11-v1.toml").read_text(encoding="utf-8"))
     assert config == DEFAULTS

@@ -335,6 +335,24 @@ def test_repeat_claimant_is_marked_and_their_history_listed(console: Console) ->
     assert "120.00 CNY" in history.group(0)
 
 
+def test_a_reused_photo_is_shown_beside_the_earlier_claims(console: Console) -> None:
+    first = console.file_claim(photos=1)  # the same photo (jpeg(10)) twice, on two parcels
+    second = console.file_claim(photos=1)
+    console.login(console.adjuster)
+    page = console.client.get(f"/console/cases/{second}").text
+    section = re.search(r'<section class="panel" aria-labelledby="integrity-title".*?</section>', page, re.S)
+    assert section is not None
+    html = section.group(0)
+    assert "<code>photo_reused</code>" in html and "<code>shipment_unverified</code>" in html
+    assert f'href="/console/cases/{first}"' in html
+    assert "0 of 64 hash bits differ: the same image" in html
+    [mine] = console.photos(second)
+    [theirs] = console.photos(first)
+    for src in (f"/console/cases/{second}/photos/{mine.id}", f"/console/cases/{first}/photos/{theirs.id}"):
+        assert f'src="{src}"' in html
+        assert console.client.get(src).status_code == 200
+
+
 def test_unknown_case_is_a_404_page(console: Console) -> None:
     console.login(console.adjuster)
     r = console.client.get(f"/console/cases/{uuid.uuid4()}")

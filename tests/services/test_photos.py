@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import struct
@@ -93,7 +94,7 @@ def test_store_photo_keeps_original_and_writes_clean_upright_derivative(store: O
 
     photo, created = store_photo(store, data)
 
-    assert photo == StoredPhoto(
+    assert dataclasses.replace(photo, fingerprint=None) == StoredPhoto(
         sha256=sha,
         original_key=f"photos/original/{sha}",
         derivative_key=f"photos/derived/{sha}.jpg",
@@ -101,7 +102,9 @@ def test_store_photo_keeps_original_and_writes_clean_upright_derivative(store: O
         byte_size=len(data),
         width=80,  # upright: the EXIF orientation swaps the stored 120x80
         height=120,
+        camera=photo.camera,
     )
+    assert photo.fingerprint is not None and len(photo.fingerprint.hashes) == 10
     assert sorted(created) == sorted([photo.original_key, photo.derivative_key])
 
     # The original: byte-for-byte, GPS and all (it is evidence, never served as is).
@@ -188,6 +191,37 @@ def test_store_photo_formats(tmp_path: Path) -> None:
     png_photo, _ = store_photo(store, cases["image/png"])
     white = np.asarray(Image.open(io.BytesIO(store.get(png_photo.derivative_key))))
     assert white.min() > 240
+
+
+def test_an_iphone_heic_photo_is_accepted_upright_and_served_without_metadata(tmp_path: Path) -> None:
+    """HEIC, the iPhone camera's default, made here with pillow-heif: a sideways photo (EXIF
+    orientation 6) with camera EXIF, capture time and GPS."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees to view
+    exif[0x010F], exif[0x0110] = "Apple", "iPhone 15 Pro"
+    exif.get_ifd(0x8769)[0x9003] = "2026:12:04 18:30:00"  # DateTimeOriginal
+    exif.get_ifd(0x8769)[0x9011] = "+08:00"  # OffsetTimeOriginal
+    exif[GPS_IFD] = {1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 50.0)}
+    left_red = np.zeros((80, 120, 3), dtype=np.uint8)
+    left_red[:, :60] = (220, 30, 30)
+    left_red[:, 60:] = (30, 30, 220)
+    buf = io.BytesIO()
+    Image.fromarray(left_red).save(buf, format="HEIF", quality=90, exif=exif.tobytes())
+    data = buf.getvalue()
+
+    store = LocalObjectStore(tmp_path)
+    photo, _ = store_photo(store, data)
+    assert photo.content_type == "image/heic"
+    assert (photo.width, photo.height) == (80, 120)  # upright: the orientation swaps 120x80
+    assert photo.camera == "Apple iPhone 15 Pro"
+    assert photo.taken is not None and photo.taken.zone_known
+    assert photo.taken.at.isoformat() == "2026-12-04T10:30:00+00:00"
+    assert store.get(photo.original_key) == data  # the evidence, byte for byte
+    derived = Image.open(io.BytesIO(store.get(photo.derivative_key)))
+    assert (derived.format, derived.size) == ("JPEG", (80, 120))
+    assert not derived.getexif() and "icc_profile" not in derived.info  # no EXIF, no GPS
+    pixels = np.asarray(derived, dtype=np.int16)
+    assert pixels[5, 40, 0] > 150 and pixels[-5, 40, 2] > 150  # the red half is on top once upright
 
 
 # --------------------------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ from storage.tables import AuditEvent, Base, Claim, ModelEvent, ShadowPrediction
 from tests.backends import free_ports
 
 TABLES = {
+    "shipments",
+    "photo_hashes",
     "users",
     "claims",
     "photos",
@@ -101,7 +103,7 @@ def test_migrate_creates_the_schema(engine: Engine, db_url: str) -> None:
     names = set(inspect(engine).get_table_names())
     assert names == TABLES | {"alembic_version"}
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:
@@ -365,6 +367,30 @@ def test_migration_0003_downgrades_and_upgrades_again(tmp_path: Path) -> None:
     engine = make_engine(url)
     try:
         assert {"model_events", "shadow_predictions"} <= set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_migration_0004_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    from alembic import command
+
+    from storage.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'down.db'}"
+    migrate(url)
+    command.downgrade(alembic_config(url), "0003")
+    engine = make_engine(url)
+    try:
+        inspector = inspect(engine)
+        assert not {"shipments", "photo_hashes"} & set(inspector.get_table_names())
+        assert "claimed_value" not in {c["name"] for c in inspector.get_columns("claims")}
+    finally:
+        engine.dispose()
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        indexes = {i["name"]: i for i in inspect(engine).get_indexes("claims")}
+        assert indexes["ux_claims_open_parcel"]["unique"]
     finally:
         engine.dispose()
 

@@ -255,10 +255,12 @@ def test_photo_lookups(sessions: sessionmaker[Session], monkeypatch: pytest.Monk
 def test_stale_claims_and_the_locked_load(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         customer = _user(session)
-        old = _claim(session, customer, state="submitted", state_changed_at=T0 - timedelta(hours=2))
-        older = _claim(session, customer, state="assessing", state_changed_at=T0 - timedelta(hours=3))
-        _claim(session, customer, state="submitted", state_changed_at=T0)  # too recent
-        _claim(session, customer, state="offered", state_changed_at=T0 - timedelta(hours=5))  # done
+        old = _claim(session, customer, "TRK-1", state="submitted", state_changed_at=T0 - timedelta(hours=2))
+        older = _claim(
+            session, customer, "TRK-2", state="assessing", state_changed_at=T0 - timedelta(hours=3)
+        )
+        _claim(session, customer, "TRK-3", state="submitted", state_changed_at=T0)  # too recent
+        _claim(session, customer, "TRK-4", state="offered", state_changed_at=T0 - timedelta(hours=5))  # done
         _photo(session, old, 1)
         ids = (old.id, older.id)
     with sessions() as session:

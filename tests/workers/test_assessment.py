@@ -15,7 +15,7 @@ from claims.policy import PolicyConfig, ReasonCode
 from config.settings import Settings
 from services.context import Services, build_services
 from storage.objects import ObjectStoreUnavailable
-from storage.tables import Claim, utcnow
+from storage.tables import Claim, Shipment, utcnow
 from storage.transitions import apply_transition
 from tests.conftest import TINY_MODEL_VERSION
 from tests.factories import OFFER_ALL
@@ -324,7 +324,8 @@ def test_a_decided_claim_is_left_alone(services: Services) -> None:
 def test_input_the_policy_refuses_goes_to_a_person_not_a_crash_loop(services: Services) -> None:
     claim_id = submit_claim(services, PHOTOS)
     with services.sessions() as session:  # old or corrupt data: a value CNY cannot hold (fen only)
-        session.get(Claim, claim_id).declared_value = Decimal("100.005")
+        claim = session.get(Claim, claim_id)
+        session.get(Shipment, claim.tracking_number).declared_value = Decimal("100.005")
         session.commit()
 
     assert assess_claim(services, claim_id) == "assessed"

@@ -26,7 +26,7 @@ from claims.lifecycle import ClaimState
 from config.settings import Settings
 from storage.tables import AuditEvent, Claim
 from tests.conftest import TINY_MODEL_VERSION
-from tests.factories import policy, policy_toml
+from tests.factories import add_shipment, policy, policy_toml
 from tests.workers.helpers import jpeg
 
 pytestmark = pytest.mark.slow
@@ -170,10 +170,13 @@ def api_client(stack: Stack):
         celery.close()
 
 
-def file_claim(client, photos: list[bytes], declared_value: str = "100.00") -> str:
+def file_claim(client, services, photos: list[bytes], declared_value: str = "100.00") -> str:
+    """A claim on a tracking number of its own, whose shipment the carrier's feed already sent."""
+    tracking = f"SF{uuid.uuid4().hex[:10].upper()}"
+    add_shipment(services, tracking, declared_value=declared_value)
     response = client.post(
         "/v1/claims",
-        data={"tracking_number": "SF1234567890", "declared_value": declared_value, "currency": "CNY"},
+        data={"tracking_number": tracking, "declared_value": declared_value, "currency": "CNY"},
         files=[("photos", (f"p{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)],
         headers={"Idempotency-Key": uuid.uuid4().hex},
     )
@@ -203,7 +206,7 @@ def audit_trail(services, claim_id: str) -> list[AuditEvent]:
 def test_upload_to_offer_through_celery_seaweedfs_and_postgres(stack: Stack) -> None:
     with api_client(stack) as (client, services, celery), celery_worker(stack) as worker:
         started = time.monotonic()
-        claim_id = file_claim(client, [jpeg(11), jpeg(12), jpeg(13)])
+        claim_id = file_claim(client, services, [jpeg(11), jpeg(12), jpeg(13)])
         body = wait_for_decision(client, claim_id, worker)
         latency = time.monotonic() - started
         print(f"\nupload-to-offer through Celery: {latency:.2f}s")
@@ -266,7 +269,7 @@ def test_a_task_queued_while_no_worker_runs_is_assessed_when_one_starts(stack: S
     broker = redis.Redis.from_url(stack.settings.broker_url.get_secret_value())
     try:
         with api_client(stack) as (client, services, _):
-            claim_id = file_claim(client, [jpeg(21), jpeg(22), jpeg(23)], declared_value="5000.00")
+            claim_id = file_claim(client, services, [jpeg(21), jpeg(22), jpeg(23)], declared_value="5000.00")
             time.sleep(1.0)
             assert client.get(f"/v1/claims/{claim_id}").json()["status"] == "submitted"
             assert broker.llen(stack.queue) == 1  # the message waits in Redis

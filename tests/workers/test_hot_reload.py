@@ -29,6 +29,7 @@ from models.registry import BOOTSTRAP_REASON, CHAMPION
 from services import context
 from services.context import Services
 from storage.objects import LocalObjectStore
+from tests.factories import add_shipment
 from tests.workers.conftest import V1, V2, V3
 from tests.workers.helpers import events, jpeg, load_claim, submit_claim
 from tests.workers.test_celery import stack as celery_stack  # noqa: F401  (a fixture, used below)
@@ -138,10 +139,12 @@ def _batch():
     return np.zeros((1, 3, 224, 224), dtype=np.float32)
 
 
-def _file_claim(client: TestClient, headers: dict[str, str], seed: int) -> str:
+def _file_claim(client: TestClient, services: Services, headers: dict[str, str], seed: int) -> str:
+    tracking = f"SF{uuid.uuid4().hex[:10].upper()}"
+    add_shipment(services, tracking)
     r = client.post(
         "/v1/claims",
-        data={"tracking_number": "SF1234567890", "declared_value": "100.00", "currency": "CNY"},
+        data={"tracking_number": tracking, "declared_value": "100.00", "currency": "CNY"},
         files=[("photos", ("p.jpg", jpeg(seed), "image/jpeg"))],
         headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
     )
@@ -172,7 +175,7 @@ def test_api_and_worker_pick_up_a_promoted_model_without_restart(
             session.commit()
         headers = {"Authorization": f"Bearer {key}"}
 
-        before = _file_claim(client, headers, seed=1)
+        before = _file_claim(client, api_services, headers, seed=1)
         assert app.state.dispatcher.drain(WAIT_S)
         assert _assessed_version(api_services, before) == V1
         claim_id = submit_claim(worker, [jpeg(2)])
@@ -189,7 +192,7 @@ def test_api_and_worker_pick_up_a_promoted_model_without_restart(
         assert served(api_services) == V2
         assert set(statuses) == {200}
 
-        after = _file_claim(client, headers, seed=3)
+        after = _file_claim(client, api_services, headers, seed=3)
         assert app.state.dispatcher.drain(WAIT_S)
         assert _assessed_version(api_services, after) == V2
         body = client.get(f"/v1/claims/{after}", headers=headers).json()
@@ -308,7 +311,7 @@ def test_a_celery_worker_picks_up_a_promoted_model(
     stack.env.update({"CLAIMLANE_MODEL_SOURCE": "registry", "CLAIMLANE_MODEL_POLL_SECONDS": "0"})
     with api_client(stack) as (client, services, _), celery_worker(stack) as worker:
         assert services.model().version == V1
-        first = wait_for_decision(client, file_claim(client, [jpeg(31)]), worker)
+        first = wait_for_decision(client, file_claim(client, services, [jpeg(31)]), worker)
         assert first["status"] == "offered"
         assert load_claim(services, first["id"]).model_version == V1
 
@@ -317,7 +320,7 @@ def test_a_celery_worker_picks_up_a_promoted_model(
         versions = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            body = wait_for_decision(client, file_claim(client, [jpeg(32 + len(versions))]), worker)
+            body = wait_for_decision(client, file_claim(client, services, [jpeg(32 + len(versions))]), worker)
             versions.append(load_claim(services, body["id"]).model_version)
             if versions[-1] == V2:
                 break
