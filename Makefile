@@ -52,6 +52,7 @@ test: $(VENV)/.dev-installed services chromium blender
 bench: $(VENV)/.dev-installed
 	$(PY) bench/bench_inference.py
 	$(PY) bench/bench_claims.py
+	$(PY) bench/bench_photo_index.py
 
 # The bundled model (v2): real by-eye grades, photo gate, certified fast-lane thresholds. Photos of
 # training/data/sources.csv are used when rebuilt under runs/sources (python -m training.sources).

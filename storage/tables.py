@@ -260,12 +260,17 @@ class PhotoHash(Base):
     photo_id: Mapped[str] = mapped_column(ForeignKey("photos.id"), index=True)
     kind: Mapped[int] = mapped_column(Integer)
     value: Mapped[int] = mapped_column(BigInteger)
-    s0: Mapped[int] = mapped_column(Integer, index=True)
-    s1: Mapped[int] = mapped_column(Integer, index=True)
-    s2: Mapped[int] = mapped_column(Integer, index=True)
-    s3: Mapped[int] = mapped_column(Integer, index=True)
+    s0: Mapped[int] = mapped_column(Integer)
+    s1: Mapped[int] = mapped_column(Integer)
+    s2: Mapped[int] = mapped_column(Integer)
+    s3: Mapped[int] = mapped_column(Integer)
 
     photo: Mapped[Photo] = relationship(back_populates="hashes")
+
+    # One index per segment holding (segment, kind, value): a look-up reads the index alone.
+    __table_args__ = tuple(
+        Index(f"ix_photo_hashes_{s}", s, "kind", "value") for s in ("s0", "s1", "s2", "s3")
+    )
 
     @classmethod
     def of(cls, kind: int, value: int) -> PhotoHash:

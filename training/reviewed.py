@@ -44,6 +44,9 @@ import numpy as np
 from PIL import Image
 
 from claims.lifecycle import ClaimState
+from models.fingerprints import hamming as hamming
+from models.fingerprints import phash as fingerprint_phash
+from models.fingerprints import unsigned
 from models.preprocessing import ImageError, load_image
 from storage import photos as photo_rows
 from storage import review as review_rows
@@ -83,34 +86,11 @@ DECISION_FIELDS = (
 # --------------------------------------------------------------------------------------------------
 # Perceptual hash and groups
 
-_HASH_SIDE = 32
-_HASH_KEEP = 8
-
-
-def _dct_matrix(n: int) -> np.ndarray:
-    k = np.arange(n)[:, None]
-    x = np.arange(n)[None, :]
-    m = np.cos(np.pi * (2 * x + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
-    m[0] /= np.sqrt(2.0)
-    return m
-
-
-_DCT = _dct_matrix(_HASH_SIDE)
-
 
 def phash(image: Image.Image) -> int:
-    """64-bit DCT perceptual hash: grayscale 32x32, 2-D DCT, the 8x8 lowest frequencies, one bit
-    per coefficient above their median (DC left out of the median). Robust to re-encoding,
-    resizing and small colour changes; two unrelated photos differ in about half the bits."""
-    gray = image.convert("L").resize((_HASH_SIDE, _HASH_SIDE), Image.Resampling.BOX)
-    pixels = np.asarray(gray, dtype=np.float64)
-    low = (_DCT @ pixels @ _DCT.T)[:_HASH_KEEP, :_HASH_KEEP].ravel()
-    bits = low > np.median(low[1:])
-    return int.from_bytes(np.packbits(bits).tobytes(), "big")
-
-
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()
+    """64-bit DCT perceptual hash (the `imagehash` library's, the same one the reused-photo check of
+    `models.fingerprints` stores), as an unsigned integer for numpy's uint64 arrays."""
+    return unsigned(fingerprint_phash(image))
 
 
 class UnionFind:

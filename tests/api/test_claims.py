@@ -6,6 +6,7 @@ import io
 from datetime import timedelta
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from PIL import Image
 from sqlalchemy import select
@@ -84,6 +85,22 @@ def test_money_is_exact_and_currency_normalised(api: ApiHarness, customer) -> No
     view = api.client.get(r.json()["url"], headers=customer).json()
     assert view["declared_value"] == "0.30" and view["currency"] == "CNY"
     assert _claim(api, view["id"]).declared_value == Decimal("0.30")
+
+
+def test_an_iphone_heic_photo_is_accepted_and_assessed(api: ApiHarness, customer) -> None:
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Apple", "iPhone 15"
+    pixels = np.random.default_rng(3).integers(0, 256, size=(120, 160, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="HEIF", quality=85, exif=exif.tobytes())
+    r = api.post_claim(customer, [photo(buf.getvalue(), "IMG_0001.HEIC", "image/heic")])
+    assert r.status_code == 202, r.text
+    api.drain()
+    view = api.client.get(r.json()["url"], headers=customer).json()
+    assert view["status"] == "offered" and view["photos"][0]["grade"] is not None
+    served = api.client.get(view["photos"][0]["url"], headers=customer)
+    assert served.headers["content-type"] == "image/jpeg"
+    assert not Image.open(io.BytesIO(served.content)).getexif()
 
 
 def test_photos_are_served_without_exif_or_gps(api: ApiHarness, customer) -> None:

@@ -199,7 +199,7 @@ def test_a_second_open_claim_on_a_parcel_by_the_same_customer_is_409_with_its_ur
     first = p.file(p.alice, scene_photo(1), tracking)
     r = api.post_claim(p.alice, [photo(scene_photo(2))], tracking_number=tracking, shipment=False)
     error = assert_error(r, 409, "claim_already_open")
-    assert error["details"]["url"] == f"/v1/claims/{first['id']}"
+    assert error["details"]["url"] == r.headers["location"] == f"/v1/claims/{first['id']}"
     assert tracking in error["message"]
 
 

@@ -174,18 +174,22 @@ def test_unreadable_batches_are_4xx(api: ApiHarness, integration, body, content_
     assert _count(api) == 0
 
 
-def test_the_cli_imports_a_file_all_or_nothing(tmp_path: Path) -> None:
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"CLAIMLANE_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
-    good = tmp_path / "good.csv"
-    good.write_text(CSV_HEADER + "SF6000000001,80.00,CNY,delivered,,2026-12-01T10:00:00Z\n", encoding="utf-8")
-    run = subprocess.run(
-        [sys.executable, "-m", "api.cli", "shipments", "import", str(good)],
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_the_cli_imports_a_file_all_or_nothing(tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text(CSV_HEADER + "SF6000000001,80.00,CNY,delivered,,2026-12-01T10:00:00Z\n", encoding="utf-8")
+    run = _cli(tmp_path, "shipments", "import", str(good))
     assert run.returncode == 0, run.stderr
     assert "imported 1 rows: 1 created" in run.stdout
     bad = tmp_path / "bad.jsonl"
@@ -196,13 +200,6 @@ def test_the_cli_imports_a_file_all_or_nothing(tmp_path: Path) -> None:
         + "\n",
         encoding="utf-8",
     )
-    run = subprocess.run(
-        [sys.executable, "-m", "api.cli", "shipments", "import", str(bad)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    run = _cli(tmp_path, "shipments", "import", str(bad))
     assert run.returncode == 1
     assert "nothing was imported" in run.stderr and '"row": 2' in run.stderr

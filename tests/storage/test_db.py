@@ -346,53 +346,52 @@ def test_shadow_predictions_round_trip(engine: Engine) -> None:
         assert back.at.tzinfo is not None
 
 
-def test_migration_0003_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+def _down_and_up(tmp_path: Path, revision: str, after_down, after_up) -> None:
+    """Migrate a fresh SQLite file, downgrade it to `revision`, check, upgrade again, check."""
     from alembic import command
 
     from storage.db import alembic_config
 
     url = f"sqlite:///{tmp_path / 'down.db'}"
     migrate(url)
-    command.downgrade(alembic_config(url), "0002")
-    engine = make_engine(url)
-    try:
+    command.downgrade(alembic_config(url), revision)
+    for step, check in ((None, after_down), (migrate, after_up)):
+        if step is not None:
+            step(url)
+        engine = make_engine(url)
+        try:
+            check(engine)
+        finally:
+            engine.dispose()
+
+
+def test_migration_0003_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    def down(engine: Engine) -> None:
         names = set(inspect(engine).get_table_names())
         assert "model_events" not in names and "shadow_predictions" not in names
         with engine.connect() as conn:
             triggers = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars()
             assert not [t for t in triggers if t.startswith("model_events")]
-    finally:
-        engine.dispose()
-    migrate(url)
-    engine = make_engine(url)
-    try:
+
+    def up(engine: Engine) -> None:
         assert {"model_events", "shadow_predictions"} <= set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
+
+    _down_and_up(tmp_path, "0002", down, up)
 
 
 def test_migration_0004_downgrades_and_upgrades_again(tmp_path: Path) -> None:
-    from alembic import command
-
-    from storage.db import alembic_config
-
-    url = f"sqlite:///{tmp_path / 'down.db'}"
-    migrate(url)
-    command.downgrade(alembic_config(url), "0003")
-    engine = make_engine(url)
-    try:
+    def down(engine: Engine) -> None:
         inspector = inspect(engine)
         assert not {"shipments", "photo_hashes"} & set(inspector.get_table_names())
         assert "claimed_value" not in {c["name"] for c in inspector.get_columns("claims")}
-    finally:
-        engine.dispose()
-    migrate(url)
-    engine = make_engine(url)
-    try:
+
+    def up(engine: Engine) -> None:
         indexes = {i["name"]: i for i in inspect(engine).get_indexes("claims")}
         assert indexes["ux_claims_open_parcel"]["unique"]
-    finally:
-        engine.dispose()
+        hashes = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("photo_hashes")}
+        assert hashes["ix_photo_hashes_s0"] == ["s0", "kind", "value"]
+
+    _down_and_up(tmp_path, "0003", down, up)
 
 
 def test_optimistic_locking_refuses_a_stale_update(engine: Engine) -> None:

@@ -67,8 +67,10 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["photo_id"], ["photos.id"], name="fk_photo_hashes_photo_id_photos"),
         sa.PrimaryKeyConstraint("id", name="pk_photo_hashes"),
     )
-    for column in ("photo_id", "s0", "s1", "s2", "s3"):
-        op.create_index(f"ix_photo_hashes_{column}", "photo_hashes", [column])
+    op.create_index("ix_photo_hashes_photo_id", "photo_hashes", ["photo_id"])
+    for column in ("s0", "s1", "s2", "s3"):
+        # (segment, kind, value): the multi-index look-up reads these indexes alone.
+        op.create_index(f"ix_photo_hashes_{column}", "photo_hashes", [column, "kind", "value"])
 
     with op.batch_alter_table("photos") as batch:
         batch.add_column(sa.Column("taken_at", _ts(), nullable=True))
