@@ -103,7 +103,11 @@ def headers_of(exc: ClaimLaneError) -> dict[str, str]:
         headers.setdefault("Retry-After", str(exc.retry_after))
     if isinstance(exc, Unauthorized):
         headers.setdefault("WWW-Authenticate", "Bearer")
-    if isinstance(exc, Conflict) and isinstance(exc.details, dict) and isinstance(exc.details.get("url"), str):
+    if (
+        isinstance(exc, Conflict)
+        and isinstance(exc.details, dict)
+        and isinstance(exc.details.get("url"), str)
+    ):
         headers.setdefault("Location", exc.details["url"])  # the resource the request collided with
     return headers
 
