@@ -1,20 +1,27 @@
-"""Benchmark the claims service end to end: upload -> assessment -> decision, embedded vs Celery.
+"""Benchmark the claims service end to end on real-size phone photos: upload -> decision.
 
-    python bench/bench_claims.py [--claims 30] [--clients 4] [--photos 3] [--model PATH]
+    python bench/bench_claims.py [--claims 20] [--clients 1,4,10] [--photos 3] [--model PATH]
+                                 [--modes embedded,celery] [--heic 5]
 
 Runs the real server (`claimlane serve`, uvicorn) in a subprocess on a free port, in two modes:
 
 - embedded: SQLite file, local object store, assessments on the API's in-process thread pool;
 - celery: the same API publishing to Redis, plus a `celery worker` subprocess (prefork, 2
-  processes); PostgreSQL when it is reachable (a scratch database, dropped at the end), else the
-  SQLite file shared by both processes. Photos in a local folder both processes share.
+  processes); PostgreSQL when it is reachable (a scratch database, dropped at the end). Photos in a
+  local folder both processes share (the broker carries claim ids, never photos).
 
-`--clients` threads (httpx) each file claims of `--photos` photos and poll ``GET /v1/claims/{id}``
-until the claim is decided (offered or in_review). Prints a markdown table: claims/second over the
-whole run, and upload-to-decision latency p50/p95, with a ratio column (embedded / Celery). Both
-modes get the same assessment parallelism (2) and 1 ONNX Runtime thread per assessment. The Celery
-row is skipped, with a note, when Redis is unreachable. A measurement, not a test: numbers depend on
-the machine and its load.
+Photos: `--photos` 12-megapixel JPEGs of 3-5 MB that `bench/phone_photos.py` generates with camera
+noise and phone EXIF (GPS, capture time), XMP and a comment; every claim is on its own tracking
+number (with its shipment) and sends those same photos, so from the second claim on the reused-photo
+check finds them (a review, which is as much a decision as an offer: the work is the same).
+
+For each number of concurrent clients (`--clients`), `--claims` claims are filed after a warm-up;
+each client polls ``GET /v1/claims/{id}`` every 20 ms until the claim is decided. The table gives
+claims/s, upload-to-decision p50/p95, errors and undecided claims, and the floor: what the decision
+needs at least (one draft-mode decode at the model's size, the hashes and the CNN, per photo,
+measured in this process) x photos / cores, with claims/s as a share of it. Also measured: how long
+after a decision the adjuster's heatmap takes to arrive (it is drawn on first view), that the served
+copy carries no GPS, and `--heic` claims of HEIC photos. A measurement, not a test.
 
 Environment: CLAIMLANE_BENCH_REDIS_URL (default redis://127.0.0.1:6379/13),
 CLAIMLANE_BENCH_PG_ADMIN_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/postgres).
@@ -48,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DECIDED = {"offered", "in_review"}
 START_TIMEOUT_S = 90.0
 DECISION_TIMEOUT_S = 120.0
-POLL_S = 0.05
+POLL_S = 0.02
 REDIS_URL = os.environ.get("CLAIMLANE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 PG_ADMIN_URL = os.environ.get(
     "CLAIMLANE_BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -60,9 +67,11 @@ CLI = [sys.executable, "-c", "import sys; from api.cli import main; sys.exit(mai
 class Result:
     mode: str
     backend: str
+    clients: int = 1
     latencies: list[float] = field(default_factory=list)  # seconds, upload start -> decision seen
     wall_s: float = 0.0
     outcomes: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
     skipped: str | None = None
 
     @property
@@ -71,6 +80,14 @@ class Result:
 
     def pct(self, q: float) -> float:
         return float(np.percentile(self.latencies, q)) if self.latencies else float("nan")
+
+
+@dataclass
+class Extras:
+    heatmap_ms: list[float] = field(default_factory=list)  # decision seen -> heatmap PNG received
+    photo_ms: list[float] = field(default_factory=list)  # first GET of a served copy
+    served_has_gps: bool | None = None
+    heic: Result | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -127,9 +144,9 @@ def wait_until(check, proc: subprocess.Popen, log: Path, what: str) -> None:
     raise RuntimeError(f"{what} not ready within {START_TIMEOUT_S:.0f}s:\n{tail(log)}")
 
 
-def add_customer(env: dict[str, str], name: str) -> str:
+def add_user(env: dict[str, str], name: str, role: str = "customer") -> str:
     out = subprocess.run(
-        [*CLI, "user", "add", name, "--role", "customer"],
+        [*CLI, "user", "add", name, "--role", role],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -145,12 +162,43 @@ def add_customer(env: dict[str, str], name: str) -> str:
 # Clients
 
 
-def file_and_wait(client: httpx.Client, photos: list[bytes]) -> tuple[float, str]:
+@dataclass
+class Parties:
+    base_url: str
+    customers: list[str]
+    integration: str
+    adjuster: str
+
+    def client(self, key: str) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+
+
+def _shipment(carrier: httpx.Client) -> str:
+    tracking = f"SF{uuid.uuid4().hex[:12].upper()}"
+    r = carrier.put(
+        f"/v1/shipments/{tracking}",
+        json={
+            "declared_value": "300.00",
+            "currency": "CNY",
+            "status": "delivered",
+            "delivered_at": "2026-12-01T10:00:00+08:00",
+        },
+    )
+    if r.status_code != 200:
+        raise RuntimeError(f"PUT /v1/shipments: {r.status_code} {r.text[:300]}")
+    return tracking
+
+
+def file_and_wait(
+    client: httpx.Client, carrier: httpx.Client, photos: list[tuple[str, bytes, str]]
+) -> tuple[float, str, str]:
+    """(seconds from upload start to decision seen, the decided status, the claim URL)."""
+    tracking = _shipment(carrier)  # the carrier's feed, before the customer files (not timed)
     started = time.perf_counter()
     response = client.post(
         "/v1/claims",
-        data={"tracking_number": "SF1234567890", "declared_value": "300.00", "currency": "CNY"},
-        files=[("photos", (f"p{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)],
+        data={"tracking_number": tracking},
+        files=[("photos", photo) for photo in photos],
         headers={"Idempotency-Key": uuid.uuid4().hex},
     )
     if response.status_code != 202:
@@ -160,18 +208,20 @@ def file_and_wait(client: httpx.Client, photos: list[bytes]) -> tuple[float, str
     while time.monotonic() < deadline:
         status = client.get(url).json()["status"]
         if status in DECIDED:
-            return time.perf_counter() - started, status
+            return time.perf_counter() - started, status, url
         time.sleep(POLL_S)
     raise RuntimeError(f"claim {url} not decided within {DECISION_TIMEOUT_S:.0f}s")
 
 
-def drive(base_url: str, keys: list[str], photos: list[bytes], claims: int, result: Result) -> None:
-    """`len(keys)` concurrent clients file `claims` claims in all (after one warm-up claim)."""
-    clients = [
-        httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {k}"}, timeout=60) for k in keys
-    ]
+def drive(parties: Parties, photos: list[tuple[str, bytes, str]], claims: int, result: Result) -> list[str]:
+    """`result.clients` concurrent clients file `claims` claims in all (after one warm-up claim);
+    the URLs of the decided claims."""
+    keys = parties.customers[: result.clients]
+    clients = [parties.client(k) for k in keys]
+    carrier = parties.client(parties.integration)
+    urls: list[str] = []
     try:
-        file_and_wait(clients[0], photos)  # warm-up: first inference, connection pools
+        file_and_wait(clients[0], carrier, photos)  # warm-up: first inference, connection pools
         lock = threading.Lock()
         remaining = [claims]
 
@@ -181,10 +231,16 @@ def drive(base_url: str, keys: list[str], photos: list[bytes], claims: int, resu
                     if remaining[0] == 0:
                         return
                     remaining[0] -= 1
-                latency, status = file_and_wait(client, photos)
+                try:
+                    latency, status, url = file_and_wait(client, carrier, photos)
+                except Exception as exc:  # noqa: BLE001 - counted and reported, never hidden
+                    with lock:
+                        result.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+                    continue
                 with lock:
                     result.latencies.append(latency)
                     result.outcomes[status] = result.outcomes.get(status, 0) + 1
+                    urls.append(url)
 
         started = time.perf_counter()
         with ThreadPoolExecutor(len(clients)) as pool:
@@ -192,8 +248,43 @@ def drive(base_url: str, keys: list[str], photos: list[bytes], claims: int, resu
                 future.result()
         result.wall_s = time.perf_counter() - started
     finally:
-        for client in clients:
+        for client in [*clients, carrier]:
             client.close()
+    return urls
+
+
+def after_the_decision(
+    parties: Parties, photos: list[tuple[str, bytes, str]], extras: Extras, n: int = 5
+) -> None:
+    """For `n` fresh claims: how long the adjuster waits for the heatmap and the served copy once
+    the decision is seen, and whether the served copy carries GPS."""
+    import io
+
+    from PIL import Image
+
+    customer = parties.client(parties.customers[0])
+    carrier = parties.client(parties.integration)
+    adjuster = parties.client(parties.adjuster)
+    try:
+        for _ in range(n):
+            _, _, url = file_and_wait(customer, carrier, photos)
+            claim_id = url.rsplit("/", 1)[-1]
+            case = adjuster.get(f"/v1/review/{claim_id}").json()
+            shot = case["photos"][0]
+            if shot.get("heatmap_url"):
+                t = time.perf_counter()
+                r = adjuster.get(shot["heatmap_url"])
+                if r.status_code == 200:
+                    extras.heatmap_ms.append((time.perf_counter() - t) * 1e3)
+            t = time.perf_counter()
+            r = customer.get(shot["url"])
+            extras.photo_ms.append((time.perf_counter() - t) * 1e3)
+            exif = Image.open(io.BytesIO(r.content)).getexif()
+            has_gps = bool(exif.get_ifd(0x8825)) or 0x8825 in exif
+            extras.served_has_gps = bool(extras.served_has_gps) or has_gps
+    finally:
+        for c in (customer, carrier, adjuster):
+            c.close()
 
 
 @contextlib.contextmanager
@@ -210,15 +301,31 @@ def server(env: dict[str, str], tmp: Path, name: str) -> Iterator[str]:
         yield base_url
 
 
-def run_embedded(args, tmp: Path, photos: list[bytes], model_env: dict[str, str]) -> Result:
-    result = Result("embedded", "SQLite + local files + in-process threads (2)")
+def _parties(env: dict[str, str], base_url: str, clients: int, prefix: str) -> Parties:
+    return Parties(
+        base_url,
+        [add_user(env, f"{prefix}-customer-{i}") for i in range(clients)],
+        add_user(env, f"{prefix}-carrier", "integration"),
+        add_user(env, f"{prefix}-adjuster", "adjuster"),
+    )
+
+
+def run_embedded(args, tmp: Path, photos, heic, model_env: dict[str, str], extras: Extras) -> list[Result]:
     env = base_env(
         {**model_env, "CLAIMLANE_DATA_DIR": str(tmp / "embedded"), "CLAIMLANE_TASK_RUNNER": "inprocess"}
     )
-    keys = [add_customer(env, f"bench-embedded-{i}") for i in range(args.clients)]
+    results = []
     with server(env, tmp, "embedded") as base_url:
-        drive(base_url, keys, photos, args.claims, result)
-    return result
+        parties = _parties(env, base_url, max(args.clients), "embedded")
+        for clients in args.clients:
+            result = Result("embedded", "SQLite + local files + in-process threads", clients)
+            drive(parties, photos, args.claims, result)
+            results.append(result)
+        after_the_decision(parties, photos, extras)
+        if heic and args.heic:
+            extras.heic = Result("embedded, HEIC", "as above", 1)
+            drive(parties, heic, args.heic, extras.heic)
+    return results
 
 
 @contextlib.contextmanager
@@ -265,14 +372,14 @@ def redis_problem(url: str) -> str | None:
     return None
 
 
-def run_celery(args, tmp: Path, photos: list[bytes], model_env: dict[str, str]) -> Result:
+def run_celery(args, tmp: Path, photos, model_env: dict[str, str]) -> list[Result]:
     problem = redis_problem(REDIS_URL)
     if problem:
-        return Result("celery", "-", skipped=f"Redis unreachable at {REDIS_URL} ({problem})")
+        return [Result("celery", "-", skipped=f"Redis unreachable at {REDIS_URL} ({problem})")]
     queue = f"claimlane-bench-{uuid.uuid4().hex[:8]}"
     with scratch_postgres() as pg_url:
         backend = "PostgreSQL" if pg_url else "SQLite (shared file)"
-        result = Result("celery", f"{backend} + local files + Redis + Celery prefork (2)")
+        results = []
         env = base_env(
             {
                 **model_env,
@@ -284,7 +391,7 @@ def run_celery(args, tmp: Path, photos: list[bytes], model_env: dict[str, str]) 
                 **({"CLAIMLANE_DATABASE_URL": pg_url} if pg_url else {}),
             }
         )
-        keys = [add_customer(env, f"bench-celery-{i}") for i in range(args.clients)]  # also migrates
+        add_user(env, "bench-celery-migrate")  # migrates before the worker starts
         worker_log = tmp / "celery-worker.log"
         worker_args = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--loglevel=INFO",
                        "--pool=prefork", "--concurrency=2", "-Q", queue, "-n", f"{queue}@%h",
@@ -297,14 +404,20 @@ def run_celery(args, tmp: Path, photos: list[bytes], model_env: dict[str, str]) 
                 "Celery worker",
             )
             with server(env, tmp, "celery") as base_url:
-                drive(base_url, keys, photos, args.claims, result)
+                parties = _parties(env, base_url, max(args.clients), "celery")
+                for clients in args.clients:
+                    result = Result(
+                        "celery", f"{backend} + local files + Redis + Celery prefork (2)", clients
+                    )
+                    drive(parties, photos, args.claims, result)
+                    results.append(result)
         with contextlib.suppress(Exception):
             import redis
 
             client = redis.Redis.from_url(REDIS_URL)
             client.delete(queue, f"_kombu.binding.{queue}")
             client.close()
-    return result
+    return results
 
 
 # --------------------------------------------------------------------------------------------------
@@ -338,85 +451,135 @@ def model_env(explicit: str | None, tmp: Path) -> tuple[dict[str, str], str]:
     )
 
 
-def bench_photos(count: int) -> list[bytes]:
-    examples = sorted((ROOT / "examples").glob("*.jpg"))
-    if len(examples) >= count:
-        return [p.read_bytes() for p in examples[:count]]
-    import io
+def bench_photos(count: int) -> list[tuple[str, bytes, str]]:
+    from bench.phone_photos import phone_jpeg
 
-    from PIL import Image
+    return [(f"IMG_{i:04d}.JPG", phone_jpeg(i), "image/jpeg") for i in range(count)]
 
-    rng = np.random.default_rng(0)
-    out = []
-    for _ in range(count):
-        buf = io.BytesIO()
-        Image.fromarray(rng.integers(0, 256, size=(384, 384, 3), dtype=np.uint8)).save(buf, format="JPEG")
-        out.append(buf.getvalue())
-    return out
+
+def heic_photos(count: int) -> list[tuple[str, bytes, str]]:
+    from bench.phone_photos import heic_photo
+
+    return [(f"IMG_{i:04d}.HEIC", heic_photo(100 + i), "image/heic") for i in range(count)]
+
+
+def floor_per_claim(
+    model_path: str, photos: list[tuple[str, bytes, str]], repeats: int = 5
+) -> tuple[float, float]:
+    """(seconds of work the decision needs per claim: each photo's draft decode at the model's size,
+    hashes and model input, plus the CNN on the claim's batch; the same per photo for decode+hash)."""
+    from models.fingerprints import fingerprint
+    from models.inference import load_model
+    from models.preprocessing import load_image, to_input
+
+    model = load_model(model_path)
+    size = model.input_size
+
+    def one(data: bytes) -> np.ndarray:
+        img = load_image(data, min_side=size)
+        fingerprint(img)
+        return to_input(img, size)
+
+    decode_times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        batch = np.stack([one(d) for _, d, _ in photos])
+        decode_times.append(time.perf_counter() - t)
+    cnn_times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        model.assess(batch)
+        cnn_times.append(time.perf_counter() - t)
+    decode, cnn = min(decode_times), min(cnn_times)
+    return decode + cnn, decode / len(photos)
 
 
 # --------------------------------------------------------------------------------------------------
 # Report
 
 
-def print_report(results: list[Result], args, model_note: str, photo_bytes: int) -> None:
-    embedded, celery = results
-    print("# Claims benchmark: upload to decision, embedded vs Celery\n")
+def print_report(
+    results: list[Result], extras: Extras, args, model_note: str, photos, floor_s: float, per_photo_s: float
+) -> None:
+    cores = os.cpu_count() or 1
+    floor_rate = cores / floor_s
+    print("# Claims benchmark: upload to decision on 12 MP phone photos\n")
     print(
-        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores; "
-        f"Python {platform.python_version()}"
+        f"- machine: {platform.processor() or platform.machine()}, {cores} CPU cores; "
+        f"Python {platform.python_version()}; {model_note}"
     )
-    print(f"- {model_note}")
+    sizes = ", ".join(f"{len(d) / 1e6:.1f} MB" for _, d, _ in photos)
     print(
-        f"- {args.claims} claims per mode after 1 warm-up claim, {args.clients} concurrent clients, "
-        f"{args.photos} photos per claim ({photo_bytes / 1024:.0f} KiB in all); polling every {POLL_S * 1e3:.0f} ms"
+        f"- {args.claims} claims per row after 1 warm-up, {len(photos)} photos per claim (4032x3024 JPEG: "
+        f"{sizes}); clients poll every {POLL_S * 1e3:.0f} ms"
     )
+    print(
+        f"- floor: {floor_s * 1e3:.0f} ms of work per claim ({per_photo_s * 1e3:.0f} ms per photo to decode at "
+        f"the model's size and hash, plus the CNN on the batch), so at most {floor_rate:.1f} claims/s on "
+        f"{cores} cores"
+    )
+    print()
+    print("| mode | clients | claims/s | share of floor | p50 ms | p95 ms | errors | outcomes |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for r in [*results, *([extras.heic] if extras.heic else [])]:
+        if r.skipped:
+            print(f"| {r.mode} | - | skipped: {r.skipped} | | | | | |")
+            continue
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
+        print(
+            f"| {r.mode} | {r.clients} | {r.claims_per_s:.2f} | {r.claims_per_s / floor_rate:.0%} | "
+            f"{r.pct(50) * 1e3:.0f} | {r.pct(95) * 1e3:.0f} | {len(r.errors)} | {outcomes} |"
+        )
+    print()
+    if extras.heatmap_ms:
+        print(
+            f"- heatmap for the adjuster after the decision: drawn on first view in "
+            f"{np.median(extras.heatmap_ms):.0f} ms median (max {max(extras.heatmap_ms):.0f} ms, "
+            f"{len(extras.heatmap_ms)} claims)"
+        )
+    else:
+        print("- heatmap: this model draws none")
+    if extras.photo_ms:
+        print(
+            f"- served copy (made on first view, metadata stripped without re-encoding): "
+            f"{np.median(extras.photo_ms):.0f} ms median; carries GPS: {'YES' if extras.served_has_gps else 'no'}"
+        )
     for r in results:
-        if not r.skipped:
-            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
-            print(f"- {r.mode}: {r.backend}; outcomes: {outcomes}")
-    print()
-    print("| Metric | Embedded | Celery | Ratio (embedded / Celery) |")
-    print("|---|---:|---:|---:|")
-    rows = [
-        ("Claims/s", lambda r: r.claims_per_s, "{:.2f}"),
-        ("Upload-to-decision p50 (ms)", lambda r: r.pct(50) * 1e3, "{:.0f}"),
-        ("Upload-to-decision p95 (ms)", lambda r: r.pct(95) * 1e3, "{:.0f}"),
-    ]
-    for name, metric, fmt in rows:
-        e = metric(embedded)
-        if celery.skipped:
-            print(f"| {name} | {fmt.format(e)} | skipped | n/a |")
-        else:
-            c = metric(celery)
-            print(f"| {name} | {fmt.format(e)} | {fmt.format(c)} | {e / c:.2f} |")
-    print()
-    if celery.skipped:
-        print(f"- Celery mode skipped: {celery.skipped}. Start Redis (redis-server) to measure it.")
-    print("- Ratio > 1 on claims/s means embedded is faster; > 1 on latency means embedded is slower.")
+        for error in r.errors[:3]:
+            print(f"- error ({r.mode}, {r.clients} clients): {error}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--claims", type=int, default=30, help="claims per mode (default 30)")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
+    parser.add_argument("--claims", type=int, default=20, help="claims per row (default 20)")
+    parser.add_argument("--clients", default="1,4,10", help="concurrent clients per row (default 1,4,10)")
     parser.add_argument("--photos", type=int, default=3, help="photos per claim (default 3)")
+    parser.add_argument("--modes", default="embedded,celery")
+    parser.add_argument("--heic", type=int, default=5, help="HEIC claims at 1 client (0: none)")
     parser.add_argument("--model", metavar="PATH", help="model.onnx or version folder (default: bundled)")
     args = parser.parse_args(argv)
-    if args.claims < 1 or args.clients < 1 or args.photos < 1:
+    args.clients = [int(c) for c in str(args.clients).split(",")]
+    if args.claims < 1 or min(args.clients) < 1 or args.photos < 1:
         parser.error("--claims, --clients and --photos must be at least 1")
+    modes = set(args.modes.split(","))
 
     photos = bench_photos(args.photos)
+    heic = heic_photos(args.photos) if args.heic else []
     with tempfile.TemporaryDirectory(prefix="claimlane-bench-") as name:
         tmp = Path(name)
         env_model, note = model_env(args.model, tmp)
+        floor_s, per_photo_s = floor_per_claim(env_model["CLAIMLANE_MODEL_PATH"], photos)
+        extras = Extras()
+        results: list[Result] = []
         try:
-            embedded = run_embedded(args, tmp, photos, env_model)
-            celery = run_celery(args, tmp, photos, env_model)
+            if "embedded" in modes:
+                results += run_embedded(args, tmp, photos, heic, env_model, extras)
+            if "celery" in modes:
+                results += run_celery(args, tmp, photos, env_model)
         except RuntimeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-    print_report([embedded, celery], args, note, sum(len(p) for p in photos))
+    print_report(results, extras, args, note, photos, floor_s, per_photo_s)
     return 0
 
 

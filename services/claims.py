@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -46,12 +48,19 @@ from claims.integrity import payout_basis
 from claims.lifecycle import Actor, ClaimState, IllegalTransition
 from claims.money import MoneyError, parse_amount, parse_currency
 from claims.policy import ReasonCode
-from models.preprocessing import ImageError
+from models.preprocessing import INPUT_SIZE, ImageError
 from services.context import Services
 from services.dispatch import Dispatcher
 from services.idempotency import Idempotency, LostKey, Replay, Ticket, fingerprint
 from services.integrity import shipment_facts
-from services.photos import StoredPhoto, discard_objects, inspect_photo, store_photo
+from services.photos import (
+    PreparedPhoto,
+    StoredPhoto,
+    discard_objects,
+    prepare_photo,
+    served_copy,
+    store_original,
+)
 from storage import claims as claim_rows
 from storage import shipments as shipment_rows
 from storage.objects import ObjectNotFound
@@ -66,6 +75,8 @@ DECISION_WITHIN = timedelta(hours=1)
 MAX_DESCRIPTION = 2000
 _TRACKING_RE = re.compile(r"[A-Za-z0-9-]{4,40}", re.ASCII)
 _READ_CHUNK = 64 * 1024
+# Decoding photos of one upload in parallel (Pillow releases the GIL while decoding).
+_DECODERS = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="photo-decode")
 _ATTEMPTS = 3
 
 
@@ -268,10 +279,21 @@ def _summary(errors: list[dict[str, str]]) -> str:
     return "invalid claim: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors)
 
 
-def _validate_photos(
+def model_size(services: Services) -> int:
+    """The input size of the model that will grade the photos (the bundled default's when no model
+    can be loaded right now: the assessment then decodes again at the right size)."""
+    try:
+        return services.model().input_size
+    except Exception:
+        return INPUT_SIZE
+
+
+def _prepare_photos(
     services: Services, photos: list[PhotoUpload], digests: list[str | None], errors: list[dict[str, str]]
-) -> None:
-    """Refuse the request unless every field and photo is acceptable (raises; stores nothing)."""
+) -> list[PreparedPhoto]:
+    """Refuse the request unless every field and photo is acceptable (raises; stores nothing);
+    otherwise each photo decoded once at the model's size (in parallel: Pillow's decoders release
+    the GIL) with everything the decision needs from it."""
     settings = services.settings
     count = len(photos)
     if count == 0 or count > settings.max_photos:
@@ -286,14 +308,29 @@ def _validate_photos(
             code="photo_too_large",
             details={"max_photo_bytes": settings.max_photo_bytes, "photos": too_large},
         )
-    for index, upload in enumerate(photos):
-        data = _read(upload, settings.max_photo_bytes)
-        try:
-            inspect_photo(data or b"", min_side=settings.min_photo_side)
-        except ImageError as exc:
-            errors.append(_field_error(f"photos[{index}]", f"{_name(upload, index)}: {exc}"))
     if errors:
         raise Unprocessable(_summary(errors), code="validation_error", details=errors)
+    size = model_size(services)
+
+    def prepare(upload: PhotoUpload) -> PreparedPhoto | ImageError:
+        data = _read(upload, settings.max_photo_bytes) or b""
+        try:
+            return prepare_photo(data, model_size=size, min_side=settings.min_photo_side)
+        except ImageError as exc:
+            return exc
+
+    results = list(_DECODERS.map(prepare, photos)) if len(photos) > 1 else [prepare(photos[0])]
+    prepared: list[PreparedPhoto] = []
+    for index, (upload, result) in enumerate(zip(photos, results, strict=True)):
+        if isinstance(result, ImageError):
+            errors.append(_field_error(f"photos[{index}]", f"{_name(upload, index)}: {result}"))
+        else:
+            prepared.append(result)
+    if errors:
+        raise Unprocessable(_summary(errors), code="validation_error", details=errors)
+    for item in prepared:
+        services.inputs.put(item.photo.sha256, size, item.model_input)
+    return prepared
 
 
 # --------------------------------------------------------------------------------------------------
@@ -351,24 +388,19 @@ def _store_and_commit(
     store the photos, then ONE transaction: `write` the request's rows and mark the idempotency row
     done with the 202 body; only after the commit, enqueue the assessment. All or nothing: any
     failure releases the key, discards the objects this request stored, and re-raises."""
-    settings = services.settings
     idempotency = _idempotency(services)
     created: list[tuple[str, list[str]]] = []
     try:
         if check is not None:
             check()
-        # (3) Validate everything before storing anything.
-        _validate_photos(services, upload.photos, upload.digests, upload.errors)
+        # (3) Validate everything before storing anything: one decode per photo, at the model's size.
+        prepared = _prepare_photos(services, upload.photos, upload.digests, upload.errors)
 
-        # (4) Store the photos.
+        # (4) Store the originals (the served copies are made on demand, off the critical path).
         stored: list[StoredPhoto] = []
-        for item in upload.photos:
-            data = _read(item, settings.max_photo_bytes) or b""
-            photo, keys = store_photo(
-                services.store, data, max_side=settings.derivative_max_side, min_side=settings.min_photo_side
-            )
-            created.append((photo.sha256, keys))
-            stored.append(photo)
+        for item in prepared:
+            created.append((item.photo.sha256, store_original(services.store, item)))
+            stored.append(item.photo)
 
         # (5) One transaction: the request's rows, the idempotency row done.
         now = utcnow()
@@ -589,9 +621,18 @@ def served_photo(
     if photo is None:
         raise NotFound("photo not found")
     try:
-        data = services.store.get(photo.derivative_key)
+        data = served_copy(
+            services.store,
+            photo.original_key,
+            photo.derivative_key,
+            photo.content_type,
+            services.settings.derivative_max_side,
+        )
     except ObjectNotFound:
-        logger.error("claim %s photo %s: derivative %s is missing", claim.id, photo.id, photo.derivative_key)
+        logger.error("claim %s photo %s: original %s is missing", claim.id, photo.id, photo.original_key)
+        raise NotFound("photo not available") from None
+    except ImageError:
+        logger.exception("claim %s photo %s: cannot make its served copy", claim.id, photo.id)
         raise NotFound("photo not available") from None
     return data, photo.sha256
 

@@ -45,6 +45,7 @@ from claims.deadlines import DeadlineConfig, parse_deadlines
 from claims.policy import PolicyConfig, parse_policy
 from config.settings import Settings
 from models.inference import DamageModel, ModelError, default_model_path, load_model
+from services.photos import InputCache
 from storage.db import make_engine, make_sessionmaker, migrate
 from storage.objects import LocalObjectStore, ObjectStore, ObjectStoreUnavailable, S3ObjectStore
 
@@ -100,6 +101,8 @@ class Services:
         repr=False,
     )
     _closed: bool = field(default=False, repr=False)
+    # Model inputs of photos just uploaded, for the in-process assessment (services.photos).
+    inputs: InputCache = field(default_factory=InputCache, repr=False)
 
     # -- the model registry --------------------------------------------------------------------
 

@@ -17,9 +17,12 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import ExifTags, Image
 
 from models.fingerprints import (
@@ -30,7 +33,7 @@ from models.fingerprints import (
     fingerprint,
     looks_like_screenshot,
 )
-from models.preprocessing import ACCEPTED, ImageError, load_image
+from models.preprocessing import ACCEPTED, ImageError, load_image, to_input
 from storage.objects import ObjectNotFound, ObjectStore, ObjectStoreError
 
 __all__ = [
@@ -82,6 +85,11 @@ def original_key(sha256: str) -> str:
 
 def derivative_key(sha256: str) -> str:
     return f"photos/derived/{sha256}.jpg"
+
+
+def heatmap_key(model_version: str, sha256: str) -> str:
+    """Content-addressed by photo and model: rendering it again writes the same object, harmlessly."""
+    return f"photos/heatmap/{model_version}/{sha256}.png"
 
 
 def _header(data: bytes) -> tuple[str, int, int, Image.Exif]:
@@ -207,6 +215,173 @@ def store_photo(
     finally:
         img.close()
     return photo, created
+
+
+# --------------------------------------------------------------------------------------------------
+# The decision-first upload: one decode at the model's size, the original stored, nothing else
+
+
+@dataclass(frozen=True)
+class PreparedPhoto:
+    """A checked upload: its description (for the photo row) and the model's input, made from the
+    one decode the upload gets (draft mode at the model's size)."""
+
+    photo: StoredPhoto
+    model_input: np.ndarray
+    data: bytes
+
+
+def prepare_photo(data: bytes, *, model_size: int, min_side: int = 1) -> PreparedPhoto:
+    """Validate `data` by decoding it once, in draft mode at about `model_size` (a 12 MP JPEG
+    decodes at 1/8 scale: 504x378), and derive from that one decode everything the decision needs:
+    the model's input, the perceptual hashes, the screenshot check. Stores nothing. Raises
+    `ImageError` for anything `load_image` refuses or a photo below `min_side`."""
+    img = load_image(data, min_side=model_size)
+    try:
+        content_type, width, height, exif = _header(data)
+        _check_min_side(width, height, min_side)
+        sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            prints = fingerprint(img)
+        except Exception:  # a hash is evidence for a check, never a reason to refuse a decodable photo
+            log.warning("could not hash photo %s", sha256, exc_info=True)
+            prints = None
+        photo = StoredPhoto(
+            sha256=sha256,
+            original_key=original_key(sha256),
+            derivative_key=derivative_key(sha256),
+            content_type=content_type,
+            byte_size=len(data),
+            width=width,
+            height=height,
+            fingerprint=prints,
+            taken=capture_time(exif),
+            camera=camera(exif),
+            screenshot=looks_like_screenshot(img, exif, (width, height)),
+        )
+        return PreparedPhoto(photo, to_input(img, model_size), data)
+    finally:
+        img.close()
+
+
+def store_original(store: ObjectStore, prepared: PreparedPhoto) -> list[str]:
+    """Put the original (the evidence, byte for byte) unless it is there; the keys this call created."""
+    photo = prepared.photo
+    if store.exists(photo.original_key):
+        return []
+    store.put(photo.original_key, prepared.data, photo.content_type)
+    return [photo.original_key]
+
+
+class InputCache:
+    """The model inputs of photos just uploaded, by SHA-256 and input size, so the in-process
+    assessment grades the very decode the upload validated instead of reading and decoding the
+    original again. Small and bounded (a miss only costs a decode: a Celery worker, or a process
+    restarted since the upload, always misses)."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, sha256: str, size: int, array: np.ndarray) -> None:
+        with self._lock:
+            self._items[(sha256, size)] = array
+            self._items.move_to_end((sha256, size))
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def get(self, sha256: str, size: int) -> np.ndarray | None:
+        with self._lock:
+            return self._items.get((sha256, size))
+
+
+# --------------------------------------------------------------------------------------------------
+# The served copy, made on first request (or after the decision) and kept
+
+# JPEG markers: APP0 (JFIF) and APP14 (Adobe: how to read the colour channels) are kept, APP2 only
+# when it is an ICC profile (colour, nothing personal); every other APPn (EXIF with GPS and the
+# camera's thumbnail, XMP, IPTC, maker notes, MPF) and every comment are dropped.
+_SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
+_KEEP_APP = {0xE0, 0xEE}
+_ICC = b"ICC_PROFILE\x00"
+
+
+def _orientation_exif(orientation: int) -> bytes:
+    """A minimal APP1 EXIF segment holding only the orientation (so viewers still show the photo
+    upright): no camera, no time, no GPS."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    body = exif.tobytes()
+    if not body.startswith(b"Exif\x00\x00"):
+        body = b"Exif\x00\x00" + body
+    return b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body
+
+
+def strip_jpeg_metadata(data: bytes, orientation: int | None = None) -> bytes:
+    """The same JPEG without its metadata, pixels untouched (no re-encoding): the segments before
+    the image data are filtered (see `_KEEP_APP`), anything after the first image's end (MPO's
+    second images, trailing data) is cut, and, for a photo that is not upright, a minimal EXIF with
+    only the orientation is written. Raises ImageError for bytes that are not a well-formed JPEG."""
+    if data[:2] != b"\xff\xd8":
+        raise ImageError("not a JPEG")
+    out = bytearray(b"\xff\xd8")
+    if orientation not in (None, 1):
+        out += _orientation_exif(int(orientation))
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            raise ImageError("JPEG segments are corrupt")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        segment = data[i : i + 2 + length]
+        if marker == _SOS:
+            end = _end_of_image(data, i + 2 + length)
+            out += data[i:end]
+            return bytes(out)
+        keep = marker in _KEEP_APP or (marker == 0xE2 and data[i + 4 : i + 4 + len(_ICC)] == _ICC)
+        if not (0xE0 <= marker <= 0xEF or marker == 0xFE) or keep:
+            out += segment
+        i += 2 + length
+    raise ImageError("JPEG has no image data")
+
+
+def _end_of_image(data: bytes, start: int) -> int:
+    """Index just past the EOI marker that ends the entropy-coded data starting at `start` (inside
+    it, 0xFF is always followed by 0x00 stuffing or an RST marker, so the first FF D9 is the end)."""
+    end = data.find(b"\xff\xd9", start)
+    return len(data) if end < 0 else end + 2
+
+
+def make_served_copy(data: bytes, content_type: str, max_side: int = 2048) -> bytes:
+    """The served copy of an original: for a JPEG the same pixels without metadata (milliseconds);
+    for PNG, WebP and HEIC (which browsers may not show) an upright JPEG re-encoded without any
+    metadata, at most `max_side` a side."""
+    if content_type == "image/jpeg":
+        with Image.open(io.BytesIO(data)) as img:
+            try:
+                orientation = img.getexif().get(ExifTags.Base.Orientation)
+            except Exception:
+                orientation = None
+        return strip_jpeg_metadata(data, orientation)
+    return make_derivative(data, max_side)
+
+
+def served_copy(
+    store: ObjectStore, original_key: str, derivative_key: str, content_type: str, max_side: int
+) -> bytes:
+    """The photo's served copy: from the store, or made from the original now and kept (on demand,
+    so an upload never waits for it and a process killed before making it loses nothing)."""
+    try:
+        return store.get(derivative_key)
+    except ObjectNotFound:
+        pass
+    copy = make_served_copy(store.get(original_key), content_type, max_side)
+    store.put(derivative_key, copy, DERIVATIVE_CONTENT_TYPE)
+    return copy
 
 
 def discard_objects(store: ObjectStore, keys: Iterable[str]) -> None:

@@ -43,6 +43,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+import numpy as np
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -51,7 +52,10 @@ from claims.errors import Conflict, NotFound, Unprocessable
 from claims.lifecycle import Actor, ClaimState
 from claims.money import MoneyError, format_money, parse_amount
 from claims.policy import NUM_GRADES, PolicyConfig, payout_amount
+from models.heatmaps import render_heatmap
+from models.preprocessing import ImageError
 from services.claims import load_visible
+from services.photos import served_copy
 from storage import claims as claim_rows
 from storage import photos as photo_rows
 from storage import review as review_rows
@@ -830,13 +834,32 @@ def case_photo(session: Session, claim_id: str, photo_id: str) -> Photo:
 
 
 def heatmap_png(session: Session, store: ObjectStore, claim_id: str, photo_id: str) -> bytes:
-    """The PNG heatmap layer of a photo of the case; NotFound when the photo has none, or when its
-    object is missing from the store (logged: it should be there)."""
+    """The PNG heatmap layer of a photo of the case, rendered from the photo's damage map on first
+    view and kept in the store (the assessment never waits for it). NotFound when the photo has none."""
     photo = photo_rows.get(session, photo_id)
     if photo is None or photo.claim_id != claim_id or not photo.heatmap_key:
         raise NotFound("no heatmap for this photo")
     try:
         return store.get(photo.heatmap_key)
     except ObjectNotFound:
-        logger.error("claim %s photo %s: heatmap %s is missing", claim_id, photo_id, photo.heatmap_key)
-        raise NotFound("heatmap not available") from None
+        if photo.damage_map is None:
+            logger.error("claim %s photo %s: heatmap %s is missing", claim_id, photo_id, photo.heatmap_key)
+            raise NotFound("heatmap not available") from None
+    png = render_heatmap(np.asarray(photo.damage_map, dtype=np.float32), (photo.width, photo.height))
+    store.put(photo.heatmap_key, png, "image/png")
+    return png
+
+
+def photo_jpeg(
+    session: Session, services_store: ObjectStore, claim_id: str, photo_id: str, max_side: int
+) -> bytes:
+    """The served copy of a photo of the case (never the original: it may carry GPS), made on first
+    view and kept."""
+    photo = case_photo(session, claim_id, photo_id)
+    try:
+        return served_copy(
+            services_store, photo.original_key, photo.derivative_key, photo.content_type, max_side
+        )
+    except (ObjectNotFound, ImageError):
+        logger.exception("claim %s photo %s: no served copy", claim_id, photo_id)
+        raise NotFound("image not available") from None

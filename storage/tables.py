@@ -202,6 +202,9 @@ class Photo(Base):
     grade_probs: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
     model_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     heatmap_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The model's damage map for this photo (a few dozen numbers): its heatmap is rendered from it on
+    # first view and kept under `heatmap_key`, off the decision's path.
+    damage_map: Mapped[list[list[float]] | None] = mapped_column(JSON, nullable=True)
     # From the upload, for the fraud checks (models.fingerprints): EXIF capture time (zone_known False:
     # the phone's local time read as UTC), the camera, and whether it looks like a screenshot.
     taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

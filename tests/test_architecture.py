@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "workers": 5,
     "training": 5,
     "api": 6,
+    "bench": 7,  # measurements: may use anything; nothing imports them
 }
 # Packages that run in production; none of them may import torch (the image does not carry it).
 SERVING = ("api", "workers", "services", "models", "storage", "config", "claims")

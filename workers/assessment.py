@@ -49,7 +49,7 @@ turned into decisions: they propagate, so the task is retried later with nothing
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -73,17 +73,17 @@ from claims.policy import (
     decide,
     describe,
 )
-from models.heatmaps import render_heatmap
 from models.inference import DamageModel, ModelError
 from models.preprocessing import ImageError, preprocess
 from services.context import Services
 from services.integrity import basis_for, gather
+from services.photos import heatmap_key
 from storage import claims as claim_rows
 from storage.objects import ObjectNotFound, ObjectStoreUnavailable
 from storage.review import mark_entered_review
 from storage.tables import Claim, utcnow
 from storage.transitions import apply_transition
-from workers.shadow import ShadowOutcome, add_shadow_prediction, grade_with_challenger
+from workers.shadow import ShadowOutcome, grade_with_challenger, record_shadow
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +122,9 @@ class _Result:
     claim_probs: list[float] | None = None
     per_photo: dict[str, list[float]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
-    heatmaps: dict[str, str] = field(default_factory=dict)  # photo id -> object key
-    shadow: ShadowOutcome | None = None  # what the challenger would have decided (never used here)
+    maps: dict[str, list[list[float]]] = field(default_factory=dict)  # photo id -> damage map
+    # What the challenger would have decided, computed after the decision is recorded.
+    shadow: Callable[[], ShadowOutcome | None] | None = None
     basis: tuple[Decimal, str] | None = None  # the value and currency the decision was computed on
 
 
@@ -137,7 +138,12 @@ def assess_claim(services: Services, claim_id: str) -> Outcome:
     if isinstance(started, str):
         return started
     result = _evaluate(services, started)
-    return _record(services, claim_id, result)
+    outcome = _record(services, claim_id, result)
+    if outcome == "assessed" and result.shadow is not None:
+        # After the decision: a challenger never delays or endangers it (a process killed here
+        # loses one shadow comparison, a sample, not anything the claim needs).
+        record_shadow(services, claim_id, result.shadow())
+    return outcome
 
 
 # --------------------------------------------------------------------------------------------------
@@ -212,6 +218,12 @@ def _grade(services: Services, snap: _Snapshot) -> _Result:
     arrays: list[np.ndarray] = []
     problems: list[str] = []
     for photo in snap.photos:
+        # The decode the upload validated, when this process made it (embedded mode); otherwise the
+        # original from the store (a Celery worker, a restart, photos added later).
+        cached = services.inputs.get(photo.sha256, model.input_size)
+        if cached is not None:
+            arrays.append(cached)
+            continue
         try:
             data = services.store.get(photo.original_key)  # ObjectStoreUnavailable propagates
         except ObjectNotFound:
@@ -261,9 +273,10 @@ def _grade(services: Services, snap: _Snapshot) -> _Result:
         model_version=model.version,
         claim_probs=claim_probs,
         per_photo=per_photo,
-        heatmaps=_store_heatmaps(services, snap.photos, maps, model.version),
-        # Shadow mode: the challenger grades the same arrays; it never changes `decision`.
-        shadow=grade_with_challenger(
+        maps=_maps(snap.photos, maps),
+        # Shadow mode, run after the decision is recorded: the challenger grades the same arrays;
+        # it never changes `decision`, and never delays it.
+        shadow=lambda: grade_with_challenger(
             services,
             model,
             batch,
@@ -316,33 +329,15 @@ def decide_with_model(
     )
 
 
-def heatmap_key(model_version: str, sha256: str) -> str:
-    """Content-addressed by photo and model: a re-run writes the same object again, harmlessly."""
-    return f"photos/heatmap/{model_version}/{sha256}.png"
-
-
-def _store_heatmaps(
-    services: Services, photos: Sequence[_PhotoRef], maps: np.ndarray | None, model_version: str
-) -> dict[str, str]:
-    """Render and store each photo's heatmap layer for the console (where the model saw damage).
-
-    Derived evidence, written before transaction B: an unreachable store propagates (the task is
-    retried); any other failure only costs the heatmap, never the assessment."""
+def _maps(photos: Sequence[_PhotoRef], maps: np.ndarray | None) -> dict[str, list[list[float]]]:
+    """Each photo's damage map (a few dozen numbers), kept on its row: the console's heatmap is
+    rendered from it on first view (`services.reviewing.heatmap_png`), off the decision's path."""
     if maps is None:
         return {}
-    keys: dict[str, str] = {}
-    for photo, damage_map in zip(photos, maps, strict=True):
-        key = heatmap_key(model_version, photo.sha256)
-        try:
-            png = render_heatmap(damage_map, (photo.width, photo.height))
-            services.store.put(key, png, "image/png")
-        except ObjectStoreUnavailable:
-            raise
-        except Exception:
-            logger.exception("heatmap for photo %s failed; the assessment goes on without it", photo.id)
-            continue
-        keys[photo.id] = key
-    return keys
+    return {
+        photo.id: np.round(np.asarray(damage_map, dtype=np.float64), 5).tolist()
+        for photo, damage_map in zip(photos, maps, strict=True)
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -422,8 +417,6 @@ def _record(services: Services, claim_id: str, result: _Result) -> Outcome:
             detail=detail,
             now=now,
         )
-        if result.shadow is not None:
-            add_shadow_prediction(session, claim_id, result.shadow)
         try:
             session.commit()
         except StaleDataError:
@@ -441,7 +434,11 @@ def _write(claim: Claim, result: _Result, now: datetime, services: Services) -> 
         photo.grade_probs = probs
         photo.grade = None if probs is None else int(np.argmax(probs))
         photo.model_version = None if probs is None else result.model_version
-        photo.heatmap_key = result.heatmaps.get(photo.id)
+        damage_map = result.maps.get(photo.id)
+        photo.damage_map = damage_map
+        photo.heatmap_key = (
+            None if damage_map is None else heatmap_key(str(result.model_version), photo.sha256)
+        )
     claim.claim_grade = decision.grade
     claim.claim_probs = result.claim_probs
     claim.confidence = decision.confidence

@@ -109,8 +109,20 @@ def grade_with_challenger(
         return None
 
 
+def record_shadow(services: Services, claim_id: str, outcome: ShadowOutcome | None) -> None:
+    """Write the shadow row in a transaction of its own, after the claim's decision. Never raises."""
+    if outcome is None:
+        return
+    try:
+        with services.sessions() as session:
+            add_shadow_prediction(session, claim_id, outcome)
+            session.commit()
+    except Exception:
+        logger.exception("cannot record the shadow prediction of claim %s; ignored", claim_id)
+
+
 def add_shadow_prediction(session: Session, claim_id: str, outcome: ShadowOutcome) -> None:
-    """Add the row to the caller's transaction (the assessment's transaction B). Never raises."""
+    """Add the row to the caller's transaction. Never raises."""
     try:
         session.add(
             ShadowPrediction(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -46,7 +46,6 @@ from models.grades import GRADES
 from services import reviewing
 from services.context import Services
 from storage.claims import photo_positions
-from storage.objects import ObjectNotFound
 from storage.tables import User, utcnow
 from storage.users import names_by_id
 
@@ -730,16 +729,10 @@ def _decide(request: Request, session: Session, user: User, claim_id: str, form:
 # Photos
 
 
-def _image(request: Request, key: str | None, media_type: str, etag: str) -> Response:
-    if not key:
-        raise NotFound("no heatmap for this photo")
+def _image(request: Request, load: Callable[[], bytes], media_type: str, etag: str) -> Response:
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag, "Cache-Control": "private, max-age=3600"})
-    try:
-        data = _services(request).store.get(key)
-    except ObjectNotFound:
-        logger.error("console: object %s is missing", key)
-        raise NotFound("image not available") from None
+    data = load()
     return Response(
         data,
         media_type=media_type,
@@ -754,8 +747,16 @@ def _image(request: Request, key: str | None, media_type: str, etag: str) -> Res
 @router.get("/cases/{claim_id}/photos/{photo_id}", name="console_photo")
 def photo(claim_id: str, photo_id: str, request: Request, user: ConsoleUser, session: SessionDep) -> Response:
     found = reviewing.case_photo(session, claim_id, photo_id)
+    services = _services(request)
     # Never the original upload: it may carry the customer's GPS position.
-    return _image(request, found.derivative_key, "image/jpeg", f'"{found.sha256}"')
+    return _image(
+        request,
+        lambda: reviewing.photo_jpeg(
+            session, services.store, claim_id, photo_id, services.settings.derivative_max_side
+        ),
+        "image/jpeg",
+        f'"{found.sha256}"',
+    )
 
 
 @router.get("/cases/{claim_id}/photos/{photo_id}/heatmap", name="console_heatmap")
@@ -764,5 +765,10 @@ def heatmap(
 ) -> Response:
     found = reviewing.case_photo(session, claim_id, photo_id)
     key = found.heatmap_key
-    etag = f'"{hashlib.sha256((key or "").encode()).hexdigest()[:32]}"'
-    return _image(request, key, "image/png", etag)
+    if not key:
+        raise NotFound("no heatmap for this photo")
+    etag = f'"{hashlib.sha256(key.encode()).hexdigest()[:32]}"'
+    store = _services(request).store
+    return _image(
+        request, lambda: reviewing.heatmap_png(session, store, claim_id, photo_id), "image/png", etag
+    )

@@ -19,6 +19,10 @@ from services.photos import (
     discard_objects,
     inspect_photo,
     make_derivative,
+    make_served_copy,
+    prepare_photo,
+    served_copy,
+    store_original,
     store_photo,
 )
 from storage.objects import LocalObjectStore, ObjectStore, ObjectStoreUnavailable
@@ -284,3 +288,64 @@ def _truncated_jpeg() -> bytes:
 def test_inspect_photo_rejects(make, message: str) -> None:
     with pytest.raises(ImageError, match=message):
         inspect_photo(make(), min_side=64)
+
+
+# --------------------------------------------------------------------------------------------------
+# The served copy without re-encoding
+
+
+def _phone_jpeg_with_everything(orientation: int = 1) -> bytes:
+    """A JPEG as phones write them: EXIF (camera, time, GPS, orientation, a thumbnail), XMP with a
+    place name, a comment, an ICC profile, and a second image appended (as MPO files carry)."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "Apple", "iPhone 15", orientation
+    exif[GPS_IFD] = {1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 50.0)}
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description City="Beijing"/></rdf:RDF></x:xmpmeta>'
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    pixels = np.random.default_rng(4).integers(0, 256, size=(60, 90, 3), dtype=np.uint8)
+    main = _encode(Image.fromarray(pixels), "JPEG", quality=90, exif=exif.tobytes(), xmp=xmp,
+                   comment=b"home address: 1 Example Road", icc_profile=icc)  # fmt: skip
+    trailer = _encode(Image.fromarray(pixels[:20, :20]), "JPEG", exif=exif.tobytes())
+    return main + trailer
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_the_served_jpeg_keeps_the_pixels_and_drops_every_personal_field(orientation: int) -> None:
+    data = _phone_jpeg_with_everything(orientation)
+    served = make_served_copy(data, "image/jpeg")
+    for secret in (b"Beijing", b"home address", b"iPhone", b"Apple"):
+        assert secret in data and secret not in served
+    img = Image.open(io.BytesIO(served))
+    exif = img.getexif()
+    assert GPS_IFD not in exif and not exif.get_ifd(GPS_IFD)
+    assert dict(exif) == ({} if orientation == 1 else {0x0112: orientation})  # orientation only
+    assert "xmp" not in img.info and "comment" not in img.info
+    assert img.info.get("icc_profile")  # colour, nothing personal: kept
+    original = Image.open(io.BytesIO(data))
+    assert np.array_equal(np.asarray(img), np.asarray(original))  # not re-encoded: the same pixels
+    assert len(served) < len(data)
+    assert served.endswith(b"\xff\xd9") and served.count(b"\xff\xd8\xff") == 1  # one image, no trailer
+
+
+def test_served_copies_are_made_on_first_request_and_kept(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    data = _phone_jpeg_with_everything()
+    prepared = prepare_photo(data, model_size=224)
+    assert store_original(store, prepared) == [prepared.photo.original_key]
+    photo = prepared.photo
+    assert not store.exists(photo.derivative_key)  # nothing but the evidence at upload
+    first = served_copy(store, photo.original_key, photo.derivative_key, photo.content_type, 2048)
+    assert store.get(photo.derivative_key) == first
+    assert served_copy(store, photo.original_key, photo.derivative_key, photo.content_type, 2048) == first
+    png = _encode(Image.new("RGB", (80, 60), (9, 9, 9)), "PNG")
+    assert Image.open(io.BytesIO(make_served_copy(png, "image/png"))).format == "JPEG"
+
+
+def test_prepare_photo_decodes_once_at_the_models_size() -> None:
+    big = _encode(_noise(2000, 1500), "JPEG", quality=85)
+    prepared = prepare_photo(big, model_size=224)
+    assert prepared.model_input.shape == (3, 224, 224)
+    assert (prepared.photo.width, prepared.photo.height) == (2000, 1500)
+    assert prepared.photo.fingerprint is not None
+    with pytest.raises(ImageError):
+        prepare_photo(big[: len(big) // 2], model_size=224)  # truncated: refused

@@ -103,7 +103,7 @@ def test_migrate_creates_the_schema(engine: Engine, db_url: str) -> None:
     names = set(inspect(engine).get_table_names())
     assert names == TABLES | {"alembic_version"}
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0005"
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:

@@ -11,6 +11,7 @@ from config.settings import Settings
 from models.heatmaps import heatmap_layer
 from models.inference import default_model_path
 from services.context import build_services
+from services.reviewing import heatmap_png
 from storage.tables import Claim
 from tests.workers.helpers import jpeg, submit_claim
 from workers.assessment import assess_claim
@@ -24,7 +25,7 @@ def bundled_services(tmp_path: Path):
     services.close()
 
 
-def test_assessment_stores_a_heatmap_per_photo(bundled_services):
+def test_assessment_keeps_each_photos_damage_map_and_the_heatmap_is_drawn_on_first_view(bundled_services):
     services = bundled_services
     claim_id = submit_claim(services, [jpeg(1, (320, 240)), jpeg(2, (240, 320))])
     assert assess_claim(services, claim_id) == "assessed"
@@ -32,7 +33,12 @@ def test_assessment_stores_a_heatmap_per_photo(bundled_services):
         claim = session.get(Claim, claim_id)
         for photo in claim.photos:
             assert photo.heatmap_key and photo.model_version in photo.heatmap_key
-            layer = Image.open(io.BytesIO(services.store.get(photo.heatmap_key)))
+            assert photo.damage_map is not None and np.asarray(photo.damage_map).ndim == 2
+            # Nothing drawn before the decision; the first view draws it and keeps it.
+            assert not services.store.exists(photo.heatmap_key)
+            png = heatmap_png(session, services.store, claim_id, photo.id)
+            assert services.store.get(photo.heatmap_key) == png
+            layer = Image.open(io.BytesIO(png))
             assert layer.mode == "RGBA"
             # stretched over the photo: same aspect ratio as the photo
             assert abs(layer.width / layer.height - photo.width / photo.height) < 0.02
