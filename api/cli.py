@@ -103,13 +103,15 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    settings = _settings()
     uvicorn.run(
         "api.main:create_app",
         factory=True,
         host=args.host,
-        port=args.port if args.port is not None else _settings().port,
+        port=args.port if args.port is not None else settings.port,
         log_level=args.log_level,
         proxy_headers=True,
+        workers=args.workers if args.workers is not None else settings.web_workers,
     )
     return 0
 
@@ -384,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT, $CLAIMLANE_PORT or 8000")
+    serve.add_argument(
+        "--workers", type=int, default=None, help="server processes (default: $CLAIMLANE_WEB_WORKERS or 1)"
+    )
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     model_source: Literal["registry", "file"] = "registry"
     # How often (seconds) the API and workers look for a new champion/challenger in the registry.
     model_poll_seconds: float = Field(10.0, ge=0)
+    # API server processes (`claimlane serve`): one per core lets the Python parts of uploads (HTTP,
+    # hashing, database) run on every core; each process assesses the claims it received.
+    web_workers: int = Field(1, ge=1, le=64)
     # ONNX Runtime thread pools; 0 means ONNX Runtime's own default (one thread per core).
     ort_intra_threads: int = Field(0, ge=0)
     ort_inter_threads: int = Field(0, ge=0)

@@ -59,6 +59,7 @@ from services.photos import (
     discard_objects,
     prepare_photo,
     served_copy,
+    store_model_input,
     store_original,
 )
 from storage import claims as claim_rows
@@ -312,14 +313,17 @@ def _prepare_photos(
         raise Unprocessable(_summary(errors), code="validation_error", details=errors)
     size = model_size(services)
 
-    def prepare(upload: PhotoUpload) -> PreparedPhoto | ImageError:
+    def prepare(upload: PhotoUpload, digest: str | None) -> PreparedPhoto | ImageError:
         data = _read(upload, settings.max_photo_bytes) or b""
         try:
-            return prepare_photo(data, model_size=size, min_side=settings.min_photo_side)
+            return prepare_photo(data, model_size=size, min_side=settings.min_photo_side, sha256=digest)
         except ImageError as exc:
             return exc
 
-    results = list(_DECODERS.map(prepare, photos)) if len(photos) > 1 else [prepare(photos[0])]
+    if len(photos) > 1:
+        results = list(_DECODERS.map(prepare, photos, digests))
+    else:
+        results = [prepare(photos[0], digests[0])]
     prepared: list[PreparedPhoto] = []
     for index, (upload, result) in enumerate(zip(photos, results, strict=True)):
         if isinstance(result, ImageError):
@@ -388,6 +392,7 @@ def _store_and_commit(
     store the photos, then ONE transaction: `write` the request's rows and mark the idempotency row
     done with the 202 body; only after the commit, enqueue the assessment. All or nothing: any
     failure releases the key, discards the objects this request stored, and re-raises."""
+    settings = services.settings
     idempotency = _idempotency(services)
     created: list[tuple[str, list[str]]] = []
     try:
@@ -399,7 +404,10 @@ def _store_and_commit(
         # (4) Store the originals (the served copies are made on demand, off the critical path).
         stored: list[StoredPhoto] = []
         for item in prepared:
-            created.append((item.photo.sha256, store_original(services.store, item)))
+            keys = store_original(services.store, item)
+            if settings.task_runner == "celery":  # a worker in another process grades the photo
+                keys += store_model_input(services.store, item)
+            created.append((item.photo.sha256, keys))
             stored.append(item.photo)
 
         # (5) One transaction: the request's rows, the idempotency row done.

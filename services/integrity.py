@@ -54,17 +54,20 @@ class Findings:
 
 def photo_matches(session: Session, claim: Claim) -> list[PhotoMatch]:
     """This claim's photos that are the same as, or near-duplicates of, another claim's photos."""
-    matches: list[PhotoMatch] = []
-    for photo in claim.photos:
+    photos = [p for p in claim.photos if p.hashes]
+    queries = []
+    for photo in photos:
         hashes = [h.value for h in photo.hashes]
-        if not hashes:
-            continue
         whole = [hashes[0]] + ([photo.mirror_hash] if photo.mirror_hash is not None else [])
-        hits = photo_rows.similar_photos(
-            session, whole, hashes[1:], max_distance=MATCH_DISTANCE, exclude_claim_id=claim.id
-        )
-        matches.extend(PhotoMatch(photo.position, h.claim_id, h.photo_id, h.distance) for h in hits)
-    return matches
+        queries.append(photo_rows.HashQuery(whole, hashes[1:]))
+    found = photo_rows.similar_photos_many(
+        session, queries, max_distance=MATCH_DISTANCE, exclude_claim_id=claim.id
+    )
+    return [
+        PhotoMatch(photo.position, h.claim_id, h.photo_id, h.distance)
+        for photo, hits in zip(photos, found, strict=True)
+        for h in hits
+    ]
 
 
 def gather(session: Session, claim: Claim, policy: PolicyConfig, now: datetime) -> Findings:

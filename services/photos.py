@@ -33,7 +33,7 @@ from models.fingerprints import (
     fingerprint,
     looks_like_screenshot,
 )
-from models.preprocessing import ACCEPTED, ImageError, load_image, to_input
+from models.preprocessing import ACCEPTED, ImageError, load_image, normalise, resized_pixels
 from storage.objects import ObjectNotFound, ObjectStore, ObjectStoreError
 
 __all__ = [
@@ -227,11 +227,17 @@ class PreparedPhoto:
     one decode the upload gets (draft mode at the model's size)."""
 
     photo: StoredPhoto
-    model_input: np.ndarray
+    pixels: np.ndarray  # uint8 (size, size, 3): the model's input before normalising
     data: bytes
 
+    @property
+    def model_input(self) -> np.ndarray:
+        return normalise(self.pixels)
 
-def prepare_photo(data: bytes, *, model_size: int, min_side: int = 1) -> PreparedPhoto:
+
+def prepare_photo(
+    data: bytes, *, model_size: int, min_side: int = 1, sha256: str | None = None
+) -> PreparedPhoto:
     """Validate `data` by decoding it once, in draft mode at about `model_size` (a 12 MP JPEG
     decodes at 1/8 scale: 504x378), and derive from that one decode everything the decision needs:
     the model's input, the perceptual hashes, the screenshot check. Stores nothing. Raises
@@ -240,7 +246,7 @@ def prepare_photo(data: bytes, *, model_size: int, min_side: int = 1) -> Prepare
     try:
         content_type, width, height, exif = _header(data)
         _check_min_side(width, height, min_side)
-        sha256 = hashlib.sha256(data).hexdigest()
+        sha256 = sha256 or hashlib.sha256(data).hexdigest()  # the caller's, when it hashed already
         try:
             prints = fingerprint(img)
         except Exception:  # a hash is evidence for a check, never a reason to refuse a decodable photo
@@ -259,9 +265,42 @@ def prepare_photo(data: bytes, *, model_size: int, min_side: int = 1) -> Prepare
             camera=camera(exif),
             screenshot=looks_like_screenshot(img, exif, (width, height)),
         )
-        return PreparedPhoto(photo, to_input(img, model_size), data)
+        return PreparedPhoto(photo, resized_pixels(img, model_size), data)
     finally:
         img.close()
+
+
+def input_key(size: int, sha256: str) -> str:
+    return f"photos/input/{size}/{sha256}.npy"
+
+
+def store_model_input(store: ObjectStore, prepared: PreparedPhoto) -> list[str]:
+    """Put the model's input (150 KB at 224 px, lossless) where a worker in another process finds
+    it, so the photo is decoded once, by the upload, and never passes through the broker."""
+    key = input_key(prepared.pixels.shape[0], prepared.photo.sha256)
+    if store.exists(key):
+        return []
+    buf = io.BytesIO()
+    np.save(buf, prepared.pixels, allow_pickle=False)
+    store.put(key, buf.getvalue(), "application/octet-stream")
+    return [key]
+
+
+def load_model_input(store: ObjectStore, size: int, sha256: str) -> np.ndarray | None:
+    """The model's input a `store_model_input` kept, normalised; None when there is none (a photo
+    from before, or another size): the caller decodes the original."""
+    try:
+        data = store.get(input_key(size, sha256))
+    except ObjectNotFound:
+        return None
+    try:
+        pixels = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError):
+        log.warning("model input %s is unreadable; decoding the original", input_key(size, sha256))
+        return None
+    if pixels.dtype != np.uint8 or pixels.shape != (size, size, 3):
+        return None
+    return normalise(pixels)
 
 
 def store_original(store: ObjectStore, prepared: PreparedPhoto) -> list[str]:

@@ -69,6 +69,15 @@ def _distances(values: np.ndarray, queries: Sequence[int]) -> np.ndarray:
     return np.bitwise_count(values[:, None] ^ q[None, :]).min(axis=1)
 
 
+@dataclass(frozen=True)
+class HashQuery:
+    """One new photo's hashes: `whole` (its whole-photo hash and its mirror image's) and `parts`
+    (its crops' hashes)."""
+
+    whole: Sequence[int]
+    parts: Sequence[int]
+
+
 def similar_photos(
     session: Session,
     whole: Sequence[int],
@@ -77,29 +86,42 @@ def similar_photos(
     max_distance: int,
     exclude_claim_id: str | None = None,
 ) -> list[HashHit]:
-    """Stored photos that match: one of `whole` (the new photo's whole-photo hashes, e.g. it and its
-    mirror image) within `max_distance` bits of ANY stored hash (so a cropped copy of a stored photo
-    is found through the stored photo's crop hashes), or one of `parts` (the new photo's crop hashes)
-    within `max_distance` of a stored WHOLE-photo hash (so a stored cropped copy is found too).
+    """Stored photos that match one new photo (see `similar_photos_many`)."""
+    return similar_photos_many(
+        session, [HashQuery(whole, parts)], max_distance=max_distance, exclude_claim_id=exclude_claim_id
+    )[0]
+
+
+def similar_photos_many(
+    session: Session,
+    queries: Sequence[HashQuery],
+    *,
+    max_distance: int,
+    exclude_claim_id: str | None = None,
+) -> list[list[HashHit]]:
+    """For each new photo, the stored photos that match it: its whole hashes within `max_distance`
+    bits of ANY stored hash (so a cropped copy of a stored photo is found through the stored
+    photo's crop hashes), or its crop hashes within `max_distance` of a stored WHOLE-photo hash (so a
+    stored cropped copy is found too). All photos of a claim share one round of look-ups.
 
     Multi-index hashing: two 64-bit hashes within 7 bits agree within 1 bit on at least one of their
     four 16-bit segments (pigeonhole), so the candidates are the rows with any segment within one bit
-    of the query's: four IN look-ups on indexes that also hold each row's kind and value, so they
-    never touch the table. The exact distance is then checked here (numpy), and only the matches are
+    of a query's: IN look-ups on indexes that also hold each row's kind and value, so they never
+    touch the table. The exact distances are then checked here (numpy), and only the matches are
     joined to their photos. Best distance per stored photo, closest first."""
     if max_distance > 7:
         raise ValueError("the four-segment index finds matches within 7 bits only")
-    if not whole and not parts:
-        return []
-    whole_keys, part_keys = _segment_keys(whole), _segment_keys(parts)
-    # Index-only scans (each index holds segment, kind and value): the whole-photo queries against
-    # every stored hash, the crop queries against stored whole-photo hashes (kind 0) only.
+    all_whole = [h for q in queries for h in q.whole]
+    all_parts = [h for q in queries for h in q.parts]
+    if not all_whole and not all_parts:
+        return [[] for _ in queries]
+    whole_keys, part_keys = _segment_keys(all_whole), _segment_keys(all_parts)
     statement = select(PhotoHash.id, PhotoHash.kind, PhotoHash.value)
     wanted = []
     for i, column in enumerate(_SEGMENTS):
-        if whole:
+        if all_whole:
             wanted.append(statement.where(column.in_(sorted(whole_keys[i]))))
-        if parts:
+        if all_parts:
             wanted.append(statement.where(column.in_(sorted(part_keys[i])), PhotoHash.kind == 0))
     # One statement per branch: on PostgreSQL a UNION ALL of the eight measured no faster at the
     # median and slower at p95 (bench/bench_photo_index.py).
@@ -107,34 +129,42 @@ def similar_photos(
     for query in wanted:
         rows = session.execute(query).all()
         if rows:
-            for out, values_ in zip(columns, zip(*rows, strict=True), strict=True):
-                out.extend(values_)
+            for column_values, values_ in zip(columns, zip(*rows, strict=True), strict=True):
+                column_values.extend(values_)
     if not columns[0]:
-        return []
-    all_ids = np.array(columns[0], dtype=np.int64)
-    ids, first = np.unique(all_ids, return_index=True)
+        return [[] for _ in queries]
+    ids, first = np.unique(np.array(columns[0], dtype=np.int64), return_index=True)
     kinds = np.array(columns[1], dtype=np.int64)[first]
     values = np.array(columns[2], dtype=np.int64)[first].view(np.uint64)
-    best_bits = np.full(len(ids), 64, dtype=np.int64)
-    if whole:
-        best_bits = np.minimum(best_bits, _distances(values, whole))
-    if parts:
-        whole_rows = kinds == 0
-        best_bits[whole_rows] = np.minimum(best_bits[whole_rows], _distances(values[whole_rows], parts))
-    close = best_bits <= max_distance
-    if not close.any():
-        return []
-    bits_of = dict(zip(ids[close].tolist(), best_bits[close].tolist(), strict=True))
-    matched = session.execute(
-        select(PhotoHash.id, Photo.id, Photo.claim_id)
-        .join(Photo, Photo.id == PhotoHash.photo_id)
-        .where(PhotoHash.id.in_(list(bits_of)))
-    ).all()
-    best: dict[str, HashHit] = {}
-    for hash_id, photo_id, claim_id in matched:
-        distance = int(bits_of[hash_id])
-        if claim_id == exclude_claim_id:
-            continue
-        if photo_id not in best or distance < best[photo_id].distance:
-            best[photo_id] = HashHit(photo_id, claim_id, distance)
-    return sorted(best.values(), key=lambda hit: (hit.distance, hit.claim_id, hit.photo_id))
+    whole_rows = kinds == 0
+    per_query: list[dict[int, int]] = []
+    for q in queries:
+        bits = np.full(len(ids), 64, dtype=np.int64)
+        if q.whole:
+            bits = np.minimum(bits, _distances(values, q.whole))
+        if q.parts and whole_rows.any():
+            bits[whole_rows] = np.minimum(bits[whole_rows], _distances(values[whole_rows], q.parts))
+        close = bits <= max_distance
+        per_query.append(dict(zip(ids[close].tolist(), bits[close].tolist(), strict=True)))
+    matched = {hash_id for found in per_query for hash_id in found}
+    if not matched:
+        return [[] for _ in queries]
+    owners = {
+        hash_id: (photo_id, claim_id)
+        for hash_id, photo_id, claim_id in session.execute(
+            select(PhotoHash.id, Photo.id, Photo.claim_id)
+            .join(Photo, Photo.id == PhotoHash.photo_id)
+            .where(PhotoHash.id.in_(sorted(matched)))
+        ).all()
+    }
+    out: list[list[HashHit]] = []
+    for found in per_query:
+        best: dict[str, HashHit] = {}
+        for hash_id, distance in found.items():
+            photo_id, claim_id = owners[hash_id]
+            if claim_id == exclude_claim_id:
+                continue
+            if photo_id not in best or distance < best[photo_id].distance:
+                best[photo_id] = HashHit(photo_id, claim_id, int(distance))
+        out.append(sorted(best.values(), key=lambda hit: (hit.distance, hit.claim_id, hit.photo_id)))
+    return out

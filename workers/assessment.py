@@ -77,7 +77,7 @@ from models.inference import DamageModel, ModelError
 from models.preprocessing import ImageError, preprocess
 from services.context import Services
 from services.integrity import basis_for, gather
-from services.photos import heatmap_key
+from services.photos import heatmap_key, load_model_input
 from storage import claims as claim_rows
 from storage.objects import ObjectNotFound, ObjectStoreUnavailable
 from storage.review import mark_entered_review
@@ -221,6 +221,8 @@ def _grade(services: Services, snap: _Snapshot) -> _Result:
         # The decode the upload validated, when this process made it (embedded mode); otherwise the
         # original from the store (a Celery worker, a restart, photos added later).
         cached = services.inputs.get(photo.sha256, model.input_size)
+        if cached is None:  # a worker in another process: the input the upload kept
+            cached = load_model_input(services.store, model.input_size, photo.sha256)
         if cached is not None:
             arrays.append(cached)
             continue

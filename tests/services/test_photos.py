@@ -13,15 +13,17 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from models.preprocessing import ImageError
+from models.preprocessing import ImageError, preprocess
 from services.photos import (
     StoredPhoto,
     discard_objects,
     inspect_photo,
+    load_model_input,
     make_derivative,
     make_served_copy,
     prepare_photo,
     served_copy,
+    store_model_input,
     store_original,
     store_photo,
 )
@@ -349,3 +351,14 @@ def test_prepare_photo_decodes_once_at_the_models_size() -> None:
     assert prepared.photo.fingerprint is not None
     with pytest.raises(ImageError):
         prepare_photo(big[: len(big) // 2], model_size=224)  # truncated: refused
+
+
+def test_the_model_input_handed_to_a_worker_is_the_uploads_decode(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    prepared = prepare_photo(_encode(_noise(900, 700), "JPEG", quality=85), model_size=224)
+    assert load_model_input(store, 224, prepared.photo.sha256) is None  # nothing kept: decode
+    assert store_model_input(store, prepared) == [f"photos/input/224/{prepared.photo.sha256}.npy"]
+    kept = load_model_input(store, 224, prepared.photo.sha256)
+    assert kept is not None and np.array_equal(kept, prepared.model_input)
+    assert np.array_equal(kept, preprocess(prepared.data, 224))  # what the worker would compute
+    assert load_model_input(store, 260, prepared.photo.sha256) is None  # another model size
