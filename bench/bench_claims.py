@@ -557,6 +557,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default="embedded,celery")
     parser.add_argument("--heic", type=int, default=5, help="HEIC claims at 1 client (0: none)")
     parser.add_argument("--model", metavar="PATH", help="model.onnx or version folder (default: bundled)")
+    parser.add_argument(
+        "--web-workers", type=int, default=os.cpu_count() or 1, help="API server processes (default: cores)"
+    )
     args = parser.parse_args(argv)
     args.clients = [int(c) for c in str(args.clients).split(",")]
     if args.claims < 1 or min(args.clients) < 1 or args.photos < 1:
@@ -568,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="claimlane-bench-") as name:
         tmp = Path(name)
         env_model, note = model_env(args.model, tmp)
+        env_model["CLAIMLANE_WEB_WORKERS"] = str(args.web_workers)
+        note += f"; {args.web_workers} API server process(es), ONNX Runtime 1 thread per assessment"
         floor_s, per_photo_s = floor_per_claim(env_model["CLAIMLANE_MODEL_PATH"], photos)
         extras = Extras()
         results: list[Result] = []

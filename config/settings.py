@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     # API server processes (`claimlane serve`): one per core lets the Python parts of uploads (HTTP,
     # hashing, database) run on every core; each process assesses the claims it received.
     web_workers: int = Field(1, ge=1, le=64)
-    # ONNX Runtime thread pools; 0 means ONNX Runtime's own default (one thread per core).
+    # ONNX Runtime thread pools. Intra-op 0: cores / 2 (two assessments run side by side, so they
+    # do not oversubscribe the cores); inter-op 0: ONNX Runtime's own default.
     ort_intra_threads: int = Field(0, ge=0)
     ort_inter_threads: int = Field(0, ge=0)
     # Grade every claim with the challenger too (if the registry has one) and record what it would

@@ -209,9 +209,15 @@ def _model_file(path: str | os.PathLike[str]) -> Path:
     return p.resolve()
 
 
-def _thread_count(value: int | None, configured: int) -> int:
+# Claims assessed at once in one process (workers.dispatch's pool, Celery's prefork concurrency):
+# by default ONNX Runtime gets cores / this many threads per run, so the assessments running side by
+# side (and the uploads' decoders) do not oversubscribe the cores.
+CONCURRENT_ASSESSMENTS = 2
+
+
+def _thread_count(value: int | None, configured: int, *, default: int = 0) -> int:
     if value is None:
-        value = configured
+        value = configured or default
     if value < 0:
         raise ModelError(f"thread count must be >= 0 (0 = ONNX Runtime default), got {value}")
     return value
@@ -255,7 +261,10 @@ class DamageModel:
             settings = Settings()
         except ValidationError as exc:
             raise ModelError(f"invalid ONNX Runtime settings: {exc}") from exc
-        options.intra_op_num_threads = _thread_count(intra_op_num_threads, settings.ort_intra_threads)
+        fair_share = max(1, (os.cpu_count() or 1) // CONCURRENT_ASSESSMENTS)
+        options.intra_op_num_threads = _thread_count(
+            intra_op_num_threads, settings.ort_intra_threads, default=fair_share
+        )
         options.inter_op_num_threads = _thread_count(inter_op_num_threads, settings.ort_inter_threads)
         try:
             self.session = ort.InferenceSession(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -238,6 +239,9 @@ def test_thread_settings_from_env(tiny_onnx_model, monkeypatch):
     monkeypatch.setenv("CLAIMLANE_ORT_INTER_THREADS", "1")
     options = DamageModel(tiny_onnx_model).session.get_session_options()
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
+    monkeypatch.delenv("CLAIMLANE_ORT_INTRA_THREADS")
+    options = DamageModel(tiny_onnx_model).session.get_session_options()
+    assert options.intra_op_num_threads == max(1, (os.cpu_count() or 1) // 2)  # no oversubscription
     monkeypatch.setenv("CLAIMLANE_ORT_INTRA_THREADS", "many")
     with pytest.raises(ModelError, match="ort_intra_threads"):
         DamageModel(tiny_onnx_model)
