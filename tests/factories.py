@@ -22,7 +22,7 @@ from api.security import create_user
 from claims.lifecycle import Actor, ClaimState
 from claims.policy import PolicyConfig
 from services.context import Services
-from services.photos import store_photo
+from services.photos import prepare_photo, store_original
 from storage import shipments as shipment_rows
 from storage.tables import Claim, Photo, User
 from storage.transitions import apply_transition
@@ -186,8 +186,9 @@ def submit_claim(
             currency=currency,
         )
         for position, data in enumerate(photos):
-            stored, _ = store_photo(services.store, data)
-            claim.photos.append(Photo.from_stored(stored, position=position))
+            prepared = prepare_photo(data, model_size=224)  # as an upload is: the original only
+            store_original(services.store, prepared)
+            claim.photos.append(Photo.from_stored(prepared.photo, position=position))
         session.add(claim)
         apply_transition(session, claim, ClaimState.SUBMITTED, Actor.CUSTOMER, user_id=customer_id)
         session.commit()

@@ -51,3 +51,31 @@ def test_heatmap_layer_shows_only_positive_evidence():
     assert alpha[35, 35] > 100  # strongest evidence: opaque
     assert alpha[2, 2] == 0  # negative evidence: clear
     assert np.asarray(heatmap_layer(np.full((7, 7), -0.5), (70, 70)))[..., 3].max() == 0
+
+
+def test_a_process_killed_after_the_decision_loses_nothing(tmp_path: Path) -> None:
+    """Everything moved off the decision's path is made on demand: a process that decided and died
+    before anyone looked leaves a claim whose served copies and heatmaps a new process makes."""
+    from bench.phone_photos import phone_jpeg
+    from services.reviewing import photo_jpeg
+
+    settings = Settings(data_dir=tmp_path, model_path=default_model_path().parent)
+    first = build_services(settings)
+    claim_id = submit_claim(first, [phone_jpeg(7, (1600, 1200))])
+    assert assess_claim(first, claim_id) == "assessed"
+    first.close()  # the process dies: no served copy, no heatmap was ever made
+    second = build_services(settings)
+    try:
+        with second.sessions() as session:
+            [photo] = session.get(Claim, claim_id).photos
+            assert not second.store.exists(photo.derivative_key)
+            assert photo.heatmap_key is not None and not second.store.exists(photo.heatmap_key)
+            served = photo_jpeg(session, second.store, claim_id, photo.id, 2048)
+            exif = Image.open(io.BytesIO(served)).getexif()
+            assert not exif.get_ifd(0x8825) and 0x8825 not in exif  # no GPS
+            assert (
+                Image.open(io.BytesIO(heatmap_png(session, second.store, claim_id, photo.id))).mode == "RGBA"
+            )
+            assert second.store.exists(photo.derivative_key) and second.store.exists(photo.heatmap_key)
+    finally:
+        second.close()
