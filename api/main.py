@@ -20,6 +20,7 @@ from importlib.metadata import version as _package_version
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import console
@@ -103,6 +104,13 @@ class BodySizeLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+# Uploaded photos up to this size stay in memory while a request is parsed, instead of going to a
+# temporary file and being read back (Starlette's default is 1 MiB; a phone photo is 3-5 MB). Larger
+# ones, and the rest of a request past it, still spill to disk, so memory per request stays bounded.
+UPLOAD_SPOOL_BYTES = 8 * 1024 * 1024
+MultiPartParser.spool_max_size = UPLOAD_SPOOL_BYTES
 
 
 def create_app(

@@ -170,7 +170,14 @@ class Parties:
     adjuster: str
 
     def client(self, key: str) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+        # A connection per request, as phones uploading minutes apart make them: with several server
+        # processes, each request goes to whichever is free (kept-alive connections pin a client to one).
+        return httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=120,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
 
 
 def _shipment(carrier: httpx.Client) -> str:
