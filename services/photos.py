@@ -180,34 +180,18 @@ def store_photo(
         raise ValueError("max_side must be positive")
     # One decode serves both validation and the derivative.
     img = load_image(data, min_side=max_side)
-    content_type, width, height, exif = _header(data)
-    _check_min_side(width, height, min_side)
-    sha256 = hashlib.sha256(data).hexdigest()
     try:
-        prints = fingerprint(img)
-    except Exception:  # a hash is evidence for a check, never a reason to refuse a decodable photo
-        log.warning("could not hash photo %s", sha256, exc_info=True)
-        prints = None
-    photo = StoredPhoto(
-        sha256=sha256,
-        original_key=original_key(sha256),
-        derivative_key=derivative_key(sha256),
-        content_type=content_type,
-        byte_size=len(data),
-        width=width,
-        height=height,
-        fingerprint=prints,
-        taken=capture_time(exif),
-        camera=camera(exif),
-        screenshot=looks_like_screenshot(img, exif, (width, height)),
-    )
+        photo = _describe(data, img, min_side, None)
+    except BaseException:
+        img.close()
+        raise
     created: list[str] = []
     try:
         if not store.exists(photo.derivative_key):
             store.put(photo.derivative_key, _derivative_from(img, max_side), DERIVATIVE_CONTENT_TYPE)
             created.append(photo.derivative_key)
         if not store.exists(photo.original_key):
-            store.put(photo.original_key, data, content_type)
+            store.put(photo.original_key, data, photo.content_type)
             created.append(photo.original_key)
     except BaseException:
         discard_objects(store, created)
@@ -244,30 +228,35 @@ def prepare_photo(
     `ImageError` for anything `load_image` refuses or a photo below `min_side`."""
     img = load_image(data, min_side=model_size)
     try:
-        content_type, width, height, exif = _header(data)
-        _check_min_side(width, height, min_side)
-        sha256 = sha256 or hashlib.sha256(data).hexdigest()  # the caller's, when it hashed already
-        try:
-            prints = fingerprint(img)
-        except Exception:  # a hash is evidence for a check, never a reason to refuse a decodable photo
-            log.warning("could not hash photo %s", sha256, exc_info=True)
-            prints = None
-        photo = StoredPhoto(
-            sha256=sha256,
-            original_key=original_key(sha256),
-            derivative_key=derivative_key(sha256),
-            content_type=content_type,
-            byte_size=len(data),
-            width=width,
-            height=height,
-            fingerprint=prints,
-            taken=capture_time(exif),
-            camera=camera(exif),
-            screenshot=looks_like_screenshot(img, exif, (width, height)),
-        )
-        return PreparedPhoto(photo, resized_pixels(img, model_size), data)
+        return PreparedPhoto(_describe(data, img, min_side, sha256), resized_pixels(img, model_size), data)
     finally:
         img.close()
+
+
+def _describe(data: bytes, img: Image.Image, min_side: int, sha256: str | None) -> StoredPhoto:
+    """The photo's description from its bytes (header, EXIF) and one decode of it (hashes, screenshot
+    check). `sha256`: the caller's, when it hashed the bytes already."""
+    content_type, width, height, exif = _header(data)
+    _check_min_side(width, height, min_side)
+    sha256 = sha256 or hashlib.sha256(data).hexdigest()
+    try:
+        prints = fingerprint(img)
+    except Exception:  # a hash is evidence for a check, never a reason to refuse a decodable photo
+        log.warning("could not hash photo %s", sha256, exc_info=True)
+        prints = None
+    return StoredPhoto(
+        sha256=sha256,
+        original_key=original_key(sha256),
+        derivative_key=derivative_key(sha256),
+        content_type=content_type,
+        byte_size=len(data),
+        width=width,
+        height=height,
+        fingerprint=prints,
+        taken=capture_time(exif),
+        camera=camera(exif),
+        screenshot=looks_like_screenshot(img, exif, (width, height)),
+    )
 
 
 def input_key(size: int, sha256: str) -> str:
