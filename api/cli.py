@@ -2,6 +2,7 @@
 
     claimlane user add NAME --role customer|adjuster|admin|integration   # prints the key (shown once)
     claimlane user list
+    claimlane user disable|enable|rotate-key NAME               # rotate-key prints the new key once
     claimlane db upgrade
     claimlane serve [--host 127.0.0.1] [--port $PORT or 8000]
 
@@ -64,6 +65,32 @@ def _user_add(args: argparse.Namespace) -> int:
                 "store it now",
                 file=sys.stderr,
             )
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _user_change(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from api.security import rotate_key, set_disabled
+
+    engine, sessions = _migrated_sessions(_settings())
+    try:
+        with sessions() as session:
+            try:
+                if args.change == "rotate-key":
+                    user, key = rotate_key(session, args.name)
+                    session.commit()
+                    print(key)
+                    print(f"new key for {user.name!r}; the old key no longer works", file=sys.stderr)
+                else:
+                    user = set_disabled(session, args.name, args.change == "disable", datetime.now(UTC))
+                    session.commit()
+                    print(f"{user.name!r} is now {'disabled' if user.disabled_at else 'enabled'}")
+            except LookupError as exc:
+                print(f"claimlane: {exc.args[0]}", file=sys.stderr)
+                return 1
     finally:
         engine.dispose()
     return 0
@@ -377,6 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=["customer", "adjuster", "admin", "integration"])
     add.set_defaults(func=_user_add)
     user.add_parser("list", help="list users (no keys)").set_defaults(func=_user_list)
+    for action, text in (
+        ("disable", "disable a user: the key fails from the next request on"),
+        ("enable", "enable a disabled user again"),
+        ("rotate-key", "give a user a new key (printed once); the old one fails at once"),
+    ):
+        sub = user.add_parser(action, help=text)
+        sub.add_argument("name")
+        sub.set_defaults(func=_user_change, change=action)
 
     db = commands.add_parser("db", help="database").add_subparsers(
         dest="action", required=True, metavar="ACTION"

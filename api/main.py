@@ -56,6 +56,27 @@ def max_request_bytes(settings: Settings) -> int:
     return settings.max_photos * settings.max_photo_bytes + SLACK_BYTES
 
 
+class UrlTextMiddleware:
+    """422 for a URL whose path or query holds a NUL character (raw or `%00`), before any route or
+    query sees it: PostgreSQL refuses NUL in text, so it would otherwise surface as a 500 there (and
+    be stored on SQLite). No valid id, version or filter contains one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope.get("path", "")
+            query = scope.get("query_string", b"").lower()
+            if "\x00" in path or b"%00" in query or b"\x00" in query:
+                response = error_response(
+                    422, "invalid_text", "the URL contains a NUL character, which no id or filter may hold"
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class BodySizeLimitMiddleware:
     """413 for a request body larger than any valid claim could be (`max_request_bytes`).
 
@@ -161,6 +182,7 @@ def create_app(
     app.state.services = None
     app.state.dispatcher = None
     app.add_middleware(BodySizeLimitMiddleware, settings=settings)
+    app.add_middleware(UrlTextMiddleware)
     install_error_handlers(app)  # adds the request-id middleware outermost
 
     app.include_router(health.router)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from claims.lifecycle import ClaimState
 
@@ -24,8 +24,29 @@ MoneyStr = Annotated[
 ]
 
 
+def _refuse_nul(value: Any, where: str = "") -> Any:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where or 'text'} must not contain a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul(item, f"{where}[{index}]")
+    return value
+
+
 class _Model(BaseModel):
+    """Every request and response model: unknown fields refused, and no NUL in any text (PostgreSQL
+    refuses it, so it would be a 500 there and stored as is on SQLite)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return _refuse_nul(data)
 
 
 # --------------------------------------------------------------------------------------------------

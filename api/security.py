@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -72,6 +73,33 @@ def create_user(session: Session, name: str, role: str) -> tuple[User, str]:
     except IntegrityError as exc:
         session.rollback()
         raise UserExists(f"a user named {name!r} already exists") from exc
+    return user, key
+
+
+def _named(session: Session, name: str) -> User:
+    user = user_rows.by_name(session, name)
+    if user is None:
+        raise LookupError(f"no user named {name!r}")
+    return user
+
+
+def set_disabled(session: Session, name: str, disabled: bool, now: datetime) -> User:
+    """Disable (every request with the key fails from the next one on) or enable a user. The caller
+    commits. Raises LookupError for an unknown name."""
+    user = _named(session, name)
+    user.disabled_at = now if disabled else None
+    return user
+
+
+def rotate_key(session: Session, name: str) -> tuple[User, str]:
+    """A new key for the user; the old one fails from the next request on (console sessions made
+    with it included). The caller commits. Raises LookupError for an unknown name."""
+    user = _named(session, name)
+    for _ in range(5):
+        key, prefix = generate_key()
+        if not user_rows.key_prefix_taken(session, prefix):
+            break
+    user.key_prefix, user.key_hash = prefix, hash_key(key)
     return user, key
 
 

@@ -26,6 +26,11 @@ MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 # Pillow's own threshold: it warns above it and refuses twice above it. We refuse above it.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+# Formats decoded in full (PNG, WebP, HEIC: no draft mode) are refused above this many pixels, read
+# from the header before anything is decoded: 40 MP as RGBA is 160 MB, where Pillow's own limit (89 MP)
+# let one 336 KB PNG of zeros cost the process gigabytes. A JPEG is decoded at 1/8 scale in draft
+# mode, so it keeps Pillow's limit (a 108 MP phone photo decodes to 1.7 MP).
+MAX_FULL_DECODE_PIXELS = 40_000_000
 ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "HEIF"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"})
 ACCEPTED = "JPEG, PNG, WebP or HEIC"
@@ -75,6 +80,11 @@ def load_image(source: ImageSource, *, min_side: int = INPUT_SIZE) -> Image.Imag
             raise ImageError("image has no pixels")
         if width * height > MAX_PIXELS:
             raise ImageError(f"image too large: {width}x{height} pixels (limit {MAX_PIXELS})")
+        if img.format not in {"JPEG", "MPO"} and width * height > MAX_FULL_DECODE_PIXELS:
+            raise ImageError(
+                f"image too large: {width}x{height} pixels; a {img.format} photo may have at most "
+                f"{MAX_FULL_DECODE_PIXELS / 1e6:.0f} megapixels (a JPEG may have more)"
+            )
         if img.format in {"JPEG", "MPO"}:
             # Keeps both sides >= min_side (the draft never scales below the requested size).
             img.draft("RGB", (min_side, min_side))

@@ -760,10 +760,12 @@ def add_note(session: Session, claim_id: str, author: User, text: str, now: date
     Customers never see notes."""
     me = author.id
     body = (text or "").strip()
-    if not 1 <= len(body) <= MAX_NOTE:
+    if not 1 <= len(body) <= MAX_NOTE or "\x00" in body:
         message = (
             "a note cannot be empty"
             if not body
+            else "must not contain a NUL character"
+            if "\x00" in body
             else f"must be at most {MAX_NOTE} characters, got {len(body)}"
         )
         errors = [_field("text", message)]

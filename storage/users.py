@@ -35,3 +35,7 @@ def names_by_id(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
     if not wanted:
         return {}
     return {uid: name for uid, name in session.execute(select(User.id, User.name).where(User.id.in_(wanted)))}
+
+
+def by_name(session: Session, name: str) -> User | None:
+    return session.scalars(select(User).where(User.name == name)).first()

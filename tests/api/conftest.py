@@ -207,3 +207,23 @@ def api(make_api: MakeApi) -> ApiHarness:
 @pytest.fixture
 def customer(api: ApiHarness) -> dict[str, str]:
     return api.user("customer")
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url: str) -> Iterator[str]:
+    """A database of this test's own on the test PostgreSQL server."""
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_url)
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"claimlane_fraud_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -103,3 +103,29 @@ def test_cli_user_add_and_list(tmp_path, monkeypatch, capsys) -> None:
             assert session.scalars(select(User.role)).all() == ["adjuster"]
     finally:
         engine.dispose()
+
+
+def test_cli_disables_enables_and_rotates_keys_and_the_api_follows_at_once(
+    make_api, tmp_path, monkeypatch, capsys
+) -> None:
+    api = make_api()
+    monkeypatch.setenv("CLAIMLANE_DATA_DIR", str(api.settings.data_dir))
+    assert cli.main(["user", "add", "dora", "--role", "customer"]) == 0
+    old = capsys.readouterr().out.strip()
+    headers = {"Authorization": f"Bearer {old}"}
+    assert api.client.get("/v1/claims/x", headers=headers).status_code == 404  # authenticated
+
+    assert cli.main(["user", "disable", "dora"]) == 0
+    assert "disabled" in capsys.readouterr().out
+    assert_error(api.client.get("/v1/claims/x", headers=headers), 401)
+    assert cli.main(["user", "enable", "dora"]) == 0
+    capsys.readouterr()
+    assert api.client.get("/v1/claims/x", headers=headers).status_code == 404
+
+    assert cli.main(["user", "rotate-key", "dora"]) == 0
+    new = capsys.readouterr().out.strip()
+    assert parse_key(new) is not None and new != old
+    assert_error(api.client.get("/v1/claims/x", headers=headers), 401)  # the old key: at once
+    assert api.client.get("/v1/claims/x", headers={"Authorization": f"Bearer {new}"}).status_code == 404
+    assert cli.main(["user", "disable", "nobody"]) == 1
+    assert "no user named 'nobody'" in capsys.readouterr().err

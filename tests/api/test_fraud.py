@@ -9,7 +9,7 @@ shipped policy 2026-12-v3, so the only thing between a claim and an offer is the
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -255,26 +255,6 @@ def test_the_adjuster_sees_the_evidence(api: ApiHarness) -> None:
 
 # --------------------------------------------------------------------------------------------------
 # Concurrency: one tracking number, two customers, ten requests at once (PostgreSQL)
-
-
-@pytest.fixture
-def fresh_postgres(postgres_url: str) -> Iterator[str]:
-    """A database of this test's own on the test PostgreSQL server."""
-    import uuid
-
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(postgres_url)
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"claimlane_fraud_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_ten_simultaneous_claims_on_one_parcel_give_at_most_one_offer(

@@ -65,7 +65,8 @@ def test_put_creates_then_repeats_as_a_no_op_then_updates(api: ApiHarness, integ
         ({"delivered_at": "yesterday"}, "delivered_at", "ISO 8601"),
         ({"delivered_at": "2026-11-01T00:00:00Z"}, "delivered_at", "before shipped_at"),
         ({"service": "x" * 41}, "service", "at most 40"),
-        ({"sender_ref": "a\x00b"}, "sender_ref", "control characters"),
+        ({"sender_ref": "a\x00b"}, "sender_ref", "NUL"),
+        ({"sender_ref": "a\x07b"}, "sender_ref", "control characters"),
     ],
 )
 def test_bad_records_are_422_naming_the_field(api: ApiHarness, integration, change, field, words) -> None:

@@ -107,3 +107,26 @@ def test_path_bytes_and_file_agree(bad_files):
         from_file = preprocess(fh)
     np.testing.assert_array_equal(from_path, preprocess(path.read_bytes()))
     np.testing.assert_array_equal(from_path, from_file)
+
+
+def test_a_png_over_the_full_decode_cap_is_refused_before_decoding() -> None:
+    """The 336 KB PNG of zeros, 9400x9400 (88 MP, under Pillow's own limit), that cost gigabytes:
+    refused from its header; a JPEG of the same size is decoded in draft mode."""
+    import io
+    import time
+
+    from PIL import Image
+
+    from models.preprocessing import MAX_FULL_DECODE_PIXELS
+
+    side = 9400
+    assert side * side > MAX_FULL_DECODE_PIXELS
+    buf = io.BytesIO()
+    Image.new("L", (side, side)).save(buf, format="PNG", optimize=False, compress_level=9)
+    started = time.perf_counter()
+    with pytest.raises(ImageError, match="at most 40 megapixels"):
+        load_image(buf.getvalue())
+    assert time.perf_counter() - started < 1.0  # nothing was decoded
+    jpeg = io.BytesIO()
+    Image.new("RGB", (8000, 6000), (90, 90, 90)).save(jpeg, format="JPEG", quality=50)
+    assert load_image(jpeg.getvalue()).size == (1000, 750)  # 48 MP JPEG: draft mode, 1/8 scale
