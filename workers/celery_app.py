@@ -30,9 +30,14 @@ DEFAULT_QUEUE = "claimlane"
 # the longest task plus the longest retry countdown (a retried task waits unacknowledged in the
 # worker until its ETA); an assessment takes seconds and retries wait at most RETRY_BACKOFF_MAX.
 VISIBILITY_TIMEOUT_S = 30 * 60
-# How often the beat scheduler sweeps claims stuck in submitted/assessing, and how old "stuck" is.
-SWEEP_EVERY_S = 5 * 60
-STALE_AFTER_MINUTES = 10
+# How often the beat scheduler sweeps claims stuck in submitted/assessing, and how old "stuck" is: a
+# claim whose worker died (kill -9, out of memory) is assessed again within STALE_AFTER_S + SWEEP_EVERY_S
+# (under a minute). An assessment takes about a second, so a claim that old is stranded; if it is only
+# slow (a stuck S3 read, at most the task time limit), the second run is harmless: the assessment is
+# idempotent and only one of them records a decision. Under a queue backlog the sweep may add duplicate
+# messages for claims still waiting; each returns "already_done" at once.
+SWEEP_EVERY_S = 20
+STALE_AFTER_S = 30
 
 
 def create_celery(settings: Settings | None = None) -> Celery:
@@ -60,7 +65,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
             "requeue-stale-claims": {
                 "task": "claimlane.requeue_stale_claims",
                 "schedule": float(SWEEP_EVERY_S),
-                "kwargs": {"older_than_minutes": STALE_AFTER_MINUTES},
+                "kwargs": {"older_than_seconds": STALE_AFTER_S},
             }
         },
     )

@@ -2,7 +2,8 @@
 
 - ``claimlane.assess_claim``: `workers.assessment.assess_claim`, retried with exponential backoff
   while the object store or the database is unavailable.
-- ``claimlane.requeue_stale_claims``: the sweeper (run by ``celery beat`` every few minutes).
+- ``claimlane.requeue_stale_claims``: the sweeper (run by ``celery beat`` every 20 seconds: a claim
+  whose worker died is assessed again within a minute).
 
 Why a sweeper: the API commits a claim first and enqueues its assessment second, so a worker never
 receives the id of a claim it cannot see. Between the two there is a gap: if the broker is down, or
@@ -98,6 +99,8 @@ def requeue_stale_claims(
 
 
 @app.task(name="claimlane.requeue_stale_claims", ignore_result=True)
-def requeue_stale_claims_task(older_than_minutes: int = 10) -> int:
-    """Beat-friendly wrapper: ``celery -A workers.celery_app beat`` runs it every few minutes."""
-    return len(requeue_stale_claims(get_services(), timedelta(minutes=older_than_minutes)))
+def requeue_stale_claims_task(older_than_seconds: float = 30, older_than_minutes: float | None = None) -> int:
+    """Beat-friendly wrapper: ``celery -A workers.celery_app beat`` runs it every 20 seconds
+    (`older_than_minutes`: what beat schedules of earlier releases still send)."""
+    seconds = older_than_minutes * 60 if older_than_minutes is not None else older_than_seconds
+    return len(requeue_stale_claims(get_services(), timedelta(seconds=seconds)))

@@ -136,3 +136,25 @@ def test_requeue_stale_claims_picks_only_stuck_claims(services: Services) -> Non
 
     assert sorted(ids) == sorted([old, assessing]) == sorted(enqueued)
     assert fresh not in ids and decided not in ids
+
+
+def test_a_claim_whose_worker_died_is_swept_within_a_minute(services: Services) -> None:
+    """A worker killed mid-assessment leaves its claim in `assessing`; beat's sweep re-queues it once
+    it has not moved for STALE_AFTER_S, and runs every SWEEP_EVERY_S: under a minute in all."""
+    from workers.celery_app import STALE_AFTER_S, SWEEP_EVERY_S, app
+    from workers.tasks import requeue_stale_claims
+
+    assert STALE_AFTER_S + SWEEP_EVERY_S < 60
+    schedule = app.conf.beat_schedule["requeue-stale-claims"]
+    assert schedule["schedule"] == SWEEP_EVERY_S and schedule["kwargs"] == {
+        "older_than_seconds": STALE_AFTER_S
+    }
+    stranded, running = (submit_claim(services, [jpeg(i)]) for i in (7, 8))
+    with services.sessions() as session:
+        for claim_id, ago in ((stranded, STALE_AFTER_S + 1), (running, 2)):
+            claim = session.get(Claim, claim_id)
+            claim.state, claim.state_changed_at = "assessing", utcnow() - timedelta(seconds=ago)
+        session.commit()
+    enqueued: list[str] = []
+    requeue_stale_claims(services, timedelta(seconds=STALE_AFTER_S), enqueue=enqueued.append)
+    assert enqueued == [stranded]
