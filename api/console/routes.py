@@ -14,7 +14,8 @@ lives in `services.reviewing`; the pages here only call it and show its answers 
   and the heatmap layer, for a signed-in adjuster only.
 
 Cross-site requests: the cookie is SameSite=Strict, and every POST is refused when the browser says it
-comes from another site (Sec-Fetch-Site / Origin), so a form elsewhere cannot act for an adjuster.
+does not come from this console (Sec-Fetch-Site same-origin, else an Origin of this host; a missing
+or `null` Origin counts as another site), so a form elsewhere cannot act for an adjuster.
 """
 
 from __future__ import annotations
@@ -293,14 +294,20 @@ def _cookie_user(request: Request, session: Session) -> User | None:
 
 
 def _same_site_only(request: Request) -> None:
-    """Refuse a state-changing request the browser says came from another site."""
+    """Refuse a state-changing request unless the browser says it came from this console: its
+    Sec-Fetch-Site is same-origin, or (browsers without it) its Origin is this host. A missing or
+    opaque (`null`) Origin is treated as another site: every browser sends Origin on a POST, and
+    `null` is what sandboxed frames and some redirects send."""
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
-    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
-        raise Forbidden("cross-site requests are refused")
+    site = request.headers.get("sec-fetch-site", "").lower()
+    if site:
+        if site != "same-origin":
+            raise Forbidden("cross-site requests are refused")
+        return
     origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host", ""):
-        raise Forbidden("cross-site requests are refused")
+    if not origin or origin == "null" or urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise Forbidden("cross-site requests are refused (no Origin of this console)")
 
 
 def console_user(request: Request, session: SessionDep) -> User:

@@ -136,7 +136,8 @@ def console(tmp_path: Path, tiny_onnx_model: Path) -> Iterator[Console]:
     services = build_console_services(tmp_path / "data", tiny_onnx_model)
     app = create_app(services=services)
     try:
-        with TestClient(app, follow_redirects=False) as client:
+        # A browser sends the page's Origin with every form it posts.
+        with TestClient(app, follow_redirects=False, headers={"Origin": "http://testserver"}) as client:
             _, name, adjuster = add_user(services, "adjuster")
             yield Console(
                 client=client,
@@ -226,7 +227,12 @@ def test_admins_may_sign_in_and_a_disabled_key_stops_working(console: Console) -
 
 
 def test_login_cookie_is_secure_over_https(console: Console) -> None:
-    with TestClient(console.app, base_url="https://testserver", follow_redirects=False) as client:
+    with TestClient(
+        console.app,
+        base_url="https://testserver",
+        follow_redirects=False,
+        headers={"Origin": "https://testserver"},
+    ) as client:
         r = client.post("/console/login", data={"api_key": console.adjuster})
     assert r.status_code == 303
     assert "Secure" in r.headers["set-cookie"]
@@ -513,8 +519,15 @@ def test_cross_site_posts_are_refused(console: Console) -> None:
     assert r.status_code == 403
     r = console.client.post(f"/console/cases/{claim_id}/take", headers={"Sec-Fetch-Site": "cross-site"})
     assert r.status_code == 403
+    for opaque in ({"Origin": "null"}, {"Origin": ""}, {"Sec-Fetch-Site": "same-site"}):
+        assert console.client.post(f"/console/cases/{claim_id}/take", headers=opaque).status_code == 403
+    del console.client.headers["Origin"]  # no Origin at all (a non-browser, or a stripped header)
+    assert console.client.post(f"/console/cases/{claim_id}/take").status_code == 403
+    console.client.headers["Origin"] = "http://testserver"
     page = console.client.get(f"/console/cases/{claim_id}")
     assert 'id="take-button"' in page.text  # nobody took it
+    ok = console.client.post(f"/console/cases/{claim_id}/take", headers={"Sec-Fetch-Site": "same-origin"})
+    assert ok.status_code == 303  # this console's own form
 
 
 # --------------------------------------------------------------------------------------------------
