@@ -121,7 +121,8 @@ def request_id_of(request: Request) -> str | None:
 
 
 class RequestIdMiddleware:
-    """Gives each request an id (scope state `request_id`) and echoes it as `X-Request-ID`."""
+    """Gives each request an id (scope state `request_id`) and echoes it as `X-Request-ID`; adds
+    `X-Content-Type-Options: nosniff` to every answer and `Cache-Control: no-store` to JSON ones."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -142,6 +143,14 @@ class RequestIdMiddleware:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
+                names = {k.lower() for k, _ in headers}
+                # Every answer: the browser must not guess a type; JSON answers (claims, cases, keys'
+                # results) are never stored by a cache, unless the route said otherwise.
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if content_type.startswith(b"application/json") and b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -45,3 +45,10 @@ def test_nul_in_a_claim_form_is_a_422(api) -> None:
     r = api.post_claim(customer, [photo(scene_photo(2))], tracking_number="SF12\x0034", shipment=False)
     assert_error(r, 422, "validation_error")
     api.assert_nothing_stored()
+
+
+def test_json_answers_are_never_cached_nor_sniffed(api) -> None:
+    customer = api.user()
+    for response in (api.client.get("/v1/claims/nope", headers=customer), api.client.get("/healthz")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store"
