@@ -73,12 +73,16 @@ def _crop(image: Image.Image, box: tuple[float, float, float, float]) -> Image.I
     return image.crop((round(left * w), round(top * h), round(right * w), round(bottom * h)))
 
 
+def _work_copy(image: Image.Image) -> Image.Image:
+    work = image.convert("RGB")  # always a new image: the caller's is never changed
+    if max(work.size) > _WORK_SIDE:
+        work.thumbnail((_WORK_SIDE, _WORK_SIDE), Image.Resampling.BILINEAR)
+    return work
+
+
 def crop_hashes(image: Image.Image) -> tuple[int, ...]:
     """pHash of the whole photo, then of each crop in `CROPS` order."""
-    work = image.convert("RGB")
-    if max(work.size) > _WORK_SIDE:
-        work = work.copy()
-        work.thumbnail((_WORK_SIDE, _WORK_SIDE), Image.Resampling.BILINEAR)
+    work = _work_copy(image)
     return tuple(phash(_crop(work, box)) for box in CROPS)
 
 
@@ -91,10 +95,7 @@ class Fingerprint:
 
 
 def fingerprint(image: Image.Image) -> Fingerprint:
-    work = image.convert("RGB")
-    if max(work.size) > _WORK_SIDE:
-        work = work.copy()
-        work.thumbnail((_WORK_SIDE, _WORK_SIDE), Image.Resampling.BILINEAR)
+    work = _work_copy(image)  # once: crop_hashes finds it small and RGB already
     return Fingerprint(crop_hashes(work), crop_hashes(ImageOps.mirror(work)))
 
 

@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from claims.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
-from claims.integrity import payout_basis
+from claims.integrity import ShipmentFacts, payout_basis
 from claims.lifecycle import Actor, ClaimState, IllegalTransition
 from claims.money import MoneyError, parse_amount, parse_currency
 from claims.policy import ReasonCode
@@ -58,13 +58,12 @@ from services.photos import (
     StoredPhoto,
     discard_objects,
     prepare_photo,
-    served_copy,
+    served_photo_bytes,
     store_model_input,
     store_original,
 )
 from storage import claims as claim_rows
 from storage import shipments as shipment_rows
-from storage.objects import ObjectNotFound
 from storage.review import mark_entered_review
 from storage.tables import Claim, Photo, User, new_id, utcnow
 from storage.transitions import apply_transition
@@ -479,7 +478,7 @@ def file_claim(
         # (5) The claim, its photos and its first audit entry. The value a payout is computed on is
         # the shipment's insured value when the shipment is known (never more than it); the app's
         # figure is recorded as `claimed_value` (see claims.integrity.payout_basis).
-        shipment = shipment_facts(shipment_rows.get(session, fields.tracking_number))
+        shipment = known["shipment"]
         if shipment is not None:
             value, currency = payout_basis(fields.declared_value, fields.currency, shipment)
         else:
@@ -511,13 +510,16 @@ def file_claim(
         _add_photos(claim, stored, first_position=1, now=now)
         return claim
 
+    # The shipment as check() found it, for write(): looked up once per request.
+    known: dict[str, ShipmentFacts | None] = {"shipment": None}
+
     def check() -> None:
         # One open claim per customer and parcel (the unique index `ux_claims_open_parcel` holds it
-        # under concurrent requests too; see _open_claim_conflict).
+        # under concurrent requests too: see the IntegrityError below).
         if not fields.errors:
             _refuse_second_open_claim(session, user_id, fields.tracking_number)
-            shipment = shipment_rows.get(session, fields.tracking_number)
-            if shipment is None and fields.declared_value is None:
+            known["shipment"] = shipment_facts(shipment_rows.get(session, fields.tracking_number))
+            if known["shipment"] is None and fields.declared_value is None:
                 fields.errors.append(
                     _field_error(
                         "declared_value",
@@ -628,21 +630,7 @@ def served_photo(
     photo = next((p for p in claim.photos if p.id == photo_id), None)
     if photo is None:
         raise NotFound("photo not found")
-    try:
-        data = served_copy(
-            services.store,
-            photo.original_key,
-            photo.derivative_key,
-            photo.content_type,
-            services.settings.derivative_max_side,
-        )
-    except ObjectNotFound:
-        logger.error("claim %s photo %s: original %s is missing", claim.id, photo.id, photo.original_key)
-        raise NotFound("photo not available") from None
-    except ImageError:
-        logger.exception("claim %s photo %s: cannot make its served copy", claim.id, photo.id)
-        raise NotFound("photo not available") from None
-    return data, photo.sha256
+    return served_photo_bytes(services.store, photo, services.settings.derivative_max_side), photo.sha256
 
 
 def _offer_expired() -> Conflict:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ExifTags, Image
 
+from claims.errors import NotFound
 from models.fingerprints import (
     CaptureTime,
     Fingerprint,
@@ -35,6 +36,7 @@ from models.fingerprints import (
 )
 from models.preprocessing import ACCEPTED, ImageError, load_image, normalise, resized_pixels
 from storage.objects import ObjectNotFound, ObjectStore, ObjectStoreError
+from storage.tables import Photo
 
 __all__ = [
     "DERIVATIVE_QUALITY",
@@ -410,6 +412,18 @@ def served_copy(
     copy = make_served_copy(store.get(original_key), content_type, max_side)
     store.put(derivative_key, copy, DERIVATIVE_CONTENT_TYPE)
     return copy
+
+
+def served_photo_bytes(store: ObjectStore, photo: Photo, max_side: int) -> bytes:
+    """A stored photo's served copy (never the original: it may carry GPS), for the customer's API
+    and the console alike. NotFound, logged, when its original is missing or cannot be decoded."""
+    try:
+        return served_copy(store, photo.original_key, photo.derivative_key, photo.content_type, max_side)
+    except ObjectNotFound:
+        log.error("claim %s photo %s: original %s is missing", photo.claim_id, photo.id, photo.original_key)
+    except ImageError:
+        log.exception("claim %s photo %s: cannot make its served copy", photo.claim_id, photo.id)
+    raise NotFound("photo not available")
 
 
 def discard_objects(store: ObjectStore, keys: Iterable[str]) -> None:

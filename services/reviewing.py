@@ -53,9 +53,7 @@ from claims.lifecycle import Actor, ClaimState
 from claims.money import MoneyError, format_money, parse_amount
 from claims.policy import NUM_GRADES, PolicyConfig, payout_amount
 from models.heatmaps import render_heatmap
-from models.preprocessing import ImageError
 from services.claims import load_visible
-from services.photos import served_copy
 from storage import claims as claim_rows
 from storage import photos as photo_rows
 from storage import review as review_rows
@@ -850,18 +848,3 @@ def heatmap_png(session: Session, store: ObjectStore, claim_id: str, photo_id: s
     png = render_heatmap(np.asarray(photo.damage_map, dtype=np.float32), (photo.width, photo.height))
     store.put(photo.heatmap_key, png, "image/png")
     return png
-
-
-def photo_jpeg(
-    session: Session, services_store: ObjectStore, claim_id: str, photo_id: str, max_side: int
-) -> bytes:
-    """The served copy of a photo of the case (never the original: it may carry GPS), made on first
-    view and kept."""
-    photo = case_photo(session, claim_id, photo_id)
-    try:
-        return served_copy(
-            services_store, photo.original_key, photo.derivative_key, photo.content_type, max_side
-        )
-    except (ObjectNotFound, ImageError):
-        logger.exception("claim %s photo %s: no served copy", claim_id, photo_id)
-        raise NotFound("image not available") from None

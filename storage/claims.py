@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
 from claims.lifecycle import ClaimState
@@ -93,30 +93,34 @@ class ParcelClaim:
     created_at: datetime
 
 
-def other_claims_on_parcel(session: Session, tracking_number: str, claim_id: str) -> list[ParcelClaim]:
-    """Every other claim on this tracking number, oldest first; `paid` when a payout was instructed."""
-    rows = session.execute(
-        select(Claim.id, Claim.customer_id, Claim.state, Claim.created_at)
-        .where(Claim.tracking_number == tracking_number, Claim.id != claim_id)
-        .order_by(Claim.created_at, Claim.id)
-    ).all()
+def _parcel_claims(statement: Select[str, int, str, datetime], session: Session) -> list[ParcelClaim]:
     return [
         ParcelClaim(id_, customer, state, state == ClaimState.PAYOUT_INSTRUCTED, created)
-        for id_, customer, state, created in rows
+        for id_, customer, state, created in session.execute(statement).all()
     ]
+
+
+_PARCEL_COLUMNS = (Claim.id, Claim.customer_id, Claim.state, Claim.created_at)
+
+
+def other_claims_on_parcel(session: Session, tracking_number: str, claim_id: str) -> list[ParcelClaim]:
+    """Every other claim on this tracking number, oldest first; `paid` when a payout was instructed."""
+    return _parcel_claims(
+        select(*_PARCEL_COLUMNS)
+        .where(Claim.tracking_number == tracking_number, Claim.id != claim_id)
+        .order_by(Claim.created_at, Claim.id),
+        session,
+    )
 
 
 def customer_claims_since(session: Session, customer_id: int, since: datetime) -> list[ParcelClaim]:
     """The customer's claims filed at or after `since`, newest first (the repeat-claimant history)."""
-    rows = session.execute(
-        select(Claim.id, Claim.customer_id, Claim.state, Claim.created_at)
+    return _parcel_claims(
+        select(*_PARCEL_COLUMNS)
         .where(Claim.customer_id == customer_id, Claim.created_at >= since)
-        .order_by(Claim.created_at.desc(), Claim.id)
-    ).all()
-    return [
-        ParcelClaim(id_, customer, state, state == ClaimState.PAYOUT_INSTRUCTED, created)
-        for id_, customer, state, created in rows
-    ]
+        .order_by(Claim.created_at.desc(), Claim.id),
+        session,
+    )
 
 
 def ids_on_parcel_in_state(session: Session, tracking_number: str, state: str) -> list[str]:

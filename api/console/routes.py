@@ -46,6 +46,7 @@ from claims.policy import ReasonCode
 from models.grades import GRADES
 from services import reviewing
 from services.context import Services
+from services.photos import served_photo_bytes
 from storage.claims import photo_positions
 from storage.tables import User, utcnow
 from storage.users import names_by_id
@@ -758,9 +759,7 @@ def photo(claim_id: str, photo_id: str, request: Request, user: ConsoleUser, ses
     # Never the original upload: it may carry the customer's GPS position.
     return _image(
         request,
-        lambda: reviewing.photo_jpeg(
-            session, services.store, claim_id, photo_id, services.settings.derivative_max_side
-        ),
+        lambda: served_photo_bytes(services.store, found, services.settings.derivative_max_side),
         "image/jpeg",
         f'"{found.sha256}"',
     )

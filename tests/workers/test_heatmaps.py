@@ -57,7 +57,7 @@ def test_a_process_killed_after_the_decision_loses_nothing(tmp_path: Path) -> No
     """Everything moved off the decision's path is made on demand: a process that decided and died
     before anyone looked leaves a claim whose served copies and heatmaps a new process makes."""
     from bench.phone_photos import phone_jpeg
-    from services.reviewing import photo_jpeg
+    from services.photos import served_photo_bytes
 
     settings = Settings(data_dir=tmp_path, model_path=default_model_path().parent)
     first = build_services(settings)
@@ -70,7 +70,7 @@ def test_a_process_killed_after_the_decision_loses_nothing(tmp_path: Path) -> No
             [photo] = session.get(Claim, claim_id).photos
             assert not second.store.exists(photo.derivative_key)
             assert photo.heatmap_key is not None and not second.store.exists(photo.heatmap_key)
-            served = photo_jpeg(session, second.store, claim_id, photo.id, 2048)
+            served = served_photo_bytes(second.store, photo, 2048)
             exif = Image.open(io.BytesIO(served)).getexif()
             assert not exif.get_ifd(0x8825) and 0x8825 not in exif  # no GPS
             assert (
