@@ -130,7 +130,11 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from storage.db import migrate
+
     settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.resolved_database_url())  # once, before the workers start (each re-checks: a no-op)
     uvicorn.run(
         "api.main:create_app",
         factory=True,

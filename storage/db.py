@@ -11,7 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,25 +106,50 @@ def alembic_config(url: str | URL | None = None):
 
 
 def migrate(url: str | URL, revision: str = "head") -> None:
-    """Bring the database at `url` to `revision` (Alembic upgrade). Safe to call at every start."""
+    """Bring the database at `url` to `revision` (Alembic upgrade). Safe to call at every start,
+    from several processes at once (web workers starting together): PostgreSQL serialises them with
+    an advisory lock, a SQLite file with an exclusive lock on a file beside it, so the second process
+    finds the schema up to date instead of creating the tables again."""
+    engine = make_engine(url, poolclass=NullPool)
+    with _sqlite_file_lock(engine.url):
+        try:
+            _upgrade(engine, alembic_config(url), revision)
+        finally:
+            engine.dispose()
+
+
+@contextlib.contextmanager
+def _sqlite_file_lock(url: URL) -> Iterator[None]:
+    """An exclusive lock on ``<database>.migrate.lock`` while a SQLite file is migrated (nothing for
+    PostgreSQL or an in-memory database)."""
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        yield
+        return
+    lock_path = Path(database).with_name(Path(database).name + ".migrate.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed, or the process dies
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _upgrade(engine: Engine, cfg: Any, revision: str) -> None:
     from alembic import command
 
-    cfg = alembic_config(url)
-    engine = make_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            if conn.dialect.name == "sqlite":
-                # Batch migrations recreate tables; foreign keys must be off meanwhile (outside
-                # a transaction, where this pragma works).
-                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-                conn.commit()
-            with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, revision)
-    finally:
-        engine.dispose()
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            # Batch migrations recreate tables; foreign keys must be off meanwhile (outside
+            # a transaction, where this pragma works).
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
 
 
 def ping(engine: Engine) -> None:

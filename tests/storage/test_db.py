@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -45,6 +47,8 @@ TABLES = {
     "model_events",
     "shadow_predictions",
 }
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +116,26 @@ def test_migrated_schema_matches_the_models(engine: Engine) -> None:
             conn, opts={"compare_type": True, "compare_server_default": True}
         )
         assert compare_metadata(context, Base.metadata) == []
+
+
+@pytest.mark.slow
+def test_processes_starting_together_migrate_one_sqlite_file_once(tmp_path: Path) -> None:
+    """Web workers start at the same moment and each migrates at start: without a lock the second
+    one created the tables again and died ("table users already exists"), taking the server down."""
+    url = f"sqlite:///{tmp_path / 'claimlane.db'}"
+    code = "import sys; from storage.db import migrate; migrate(sys.argv[1])"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    failures = [err for p, err in zip(procs, errors, strict=True) if p.returncode != 0]
+    assert not failures, failures[0][-2000:]
+    engine = make_engine(url)
+    try:
+        assert "users" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
 
 
 def test_schema_comparison_does_see_differences(tmp_path: Path) -> None:
