@@ -16,7 +16,8 @@ number (with its shipment) and sends those same photos, so from the second claim
 check finds them (a review, which is as much a decision as an offer: the work is the same).
 
 For each number of concurrent clients (`--clients`), `--claims` claims are filed after a warm-up;
-each client polls ``GET /v1/claims/{id}`` every 20 ms until the claim is decided. The table gives
+each client waits for the decision with one long poll, ``GET /v1/claims/{id}?wait=20``
+(``--poll-ms`` polls instead, to compare). The table gives
 claims/s, upload-to-decision p50/p95, errors and undecided claims, and the floor: what the decision
 needs at least (one draft-mode decode at the model's size, the hashes and the CNN, per photo,
 measured in this process) x photos / cores, with claims/s as a share of it. Also measured: how long
@@ -55,7 +56,22 @@ ROOT = Path(__file__).resolve().parents[1]
 DECIDED = {"offered", "in_review"}
 START_TIMEOUT_S = 90.0
 DECISION_TIMEOUT_S = 120.0
-POLL_S = 0.02
+WAIT_S = 20  # GET /v1/claims/{id}?wait=20: the long poll
+
+
+@dataclass
+class Follow:
+    """How clients follow a claim to its decision: the long poll, or (--poll-ms) polling."""
+
+    poll_s: float | None = None
+
+    def describe(self) -> str:
+        if self.poll_s is None:
+            return f"clients wait for the decision with one long poll (GET ?wait={WAIT_S})"
+        return f"clients poll GET every {self.poll_s * 1e3:.0f} ms"
+
+
+FOLLOW = Follow()
 REDIS_URL = os.environ.get("CLAIMLANE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 PG_ADMIN_URL = os.environ.get(
     "CLAIMLANE_BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -213,10 +229,14 @@ def file_and_wait(
     url = response.headers["Location"]
     deadline = time.monotonic() + DECISION_TIMEOUT_S
     while time.monotonic() < deadline:
-        status = client.get(url).json()["status"]
+        if FOLLOW.poll_s is None:  # the long poll the mobile app uses: answered on the decision
+            status = client.get(url, params={"wait": WAIT_S}).json()["status"]
+        else:
+            status = client.get(url).json()["status"]
         if status in DECIDED:
             return time.perf_counter() - started, status, url
-        time.sleep(POLL_S)
+        if FOLLOW.poll_s is not None:
+            time.sleep(FOLLOW.poll_s)
     raise RuntimeError(f"claim {url} not decided within {DECISION_TIMEOUT_S:.0f}s")
 
 
@@ -305,7 +325,15 @@ def server(env: dict[str, str], tmp: Path, name: str) -> Iterator[str]:
         wait_until(
             lambda: httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200, proc, log, "API server"
         )
-        yield base_url
+        try:
+            yield base_url
+        except BaseException:
+            print(
+                f"API server ({'running' if proc.poll() is None else f'exit {proc.returncode}'}), last lines "
+                f"of its log:\n{tail(log)}",
+                file=sys.stderr,
+            )
+            raise
 
 
 def _parties(env: dict[str, str], base_url: str, clients: int, prefix: str) -> Parties:
@@ -518,7 +546,7 @@ def print_report(
     sizes = ", ".join(f"{len(d) / 1e6:.1f} MB" for _, d, _ in photos)
     print(
         f"- {args.claims} claims per row after 1 warm-up, {len(photos)} photos per claim (4032x3024 JPEG: "
-        f"{sizes}); clients poll every {POLL_S * 1e3:.0f} ms"
+        f"{sizes}); {FOLLOW.describe()}"
     )
     print(
         f"- floor: {floor_s * 1e3:.0f} ms of work per claim ({per_photo_s * 1e3:.0f} ms per photo to decode at "
@@ -567,7 +595,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--web-workers", type=int, default=os.cpu_count() or 1, help="API server processes (default: cores)"
     )
+    parser.add_argument(
+        "--poll-ms", type=float, help="poll GET every this many ms instead of the long poll (to compare)"
+    )
     args = parser.parse_args(argv)
+    FOLLOW.poll_s = args.poll_ms / 1e3 if args.poll_ms else None
     args.clients = [int(c) for c in str(args.clients).split(",")]
     if args.claims < 1 or min(args.clients) < 1 or args.photos < 1:
         parser.error("--claims, --clients and --photos must be at least 1")

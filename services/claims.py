@@ -32,6 +32,7 @@ import hashlib
 import logging
 import os
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import IO, Any
 
+import anyio.to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -62,6 +64,7 @@ from services.photos import (
     store_model_input,
     store_original,
 )
+from services.waiting import RECHECK_S
 from storage import claims as claim_rows
 from storage import shipments as shipment_rows
 from storage.review import mark_entered_review
@@ -620,6 +623,36 @@ def get_claim(session: Session, claim_id: str, user: User) -> Claim:
             _expire(session, claim, now)
 
     return _with_retries(session, claim_id, user, expire_if_lapsed)
+
+
+# The states in which the customer is waiting for the system's decision.
+_BEING_ASSESSED = frozenset({ClaimState.SUBMITTED, ClaimState.ASSESSING})
+
+
+async def follow_claim(
+    session: Session, services: Services, claim_id: str, user: User, wait_s: float
+) -> Claim:
+    """`get_claim`; while the claim is still being assessed, wait up to `wait_s` seconds for the
+    decision first (a long poll: one request instead of one every few tens of milliseconds).
+
+    The database is read on worker threads (the event loop never blocks on it) and re-read on every
+    wake-up (services.waiting); each read starts a fresh transaction, so a decision committed by
+    another process is seen (SQLite would otherwise keep showing the read transaction's snapshot).
+    """
+
+    def reread() -> Claim:
+        session.rollback()  # end the last read: its snapshot predates the decision
+        return get_claim(session, claim_id, user)
+
+    claim = await anyio.to_thread.run_sync(get_claim, session, claim_id, user)
+    deadline = time.monotonic() + wait_s
+    while claim.state in _BEING_ASSESSED:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        await services.changes.wait(claim_id, min(left, RECHECK_S))
+        claim = await anyio.to_thread.run_sync(reread)
+    return claim
 
 
 def served_photo(

@@ -46,6 +46,7 @@ from claims.policy import PolicyConfig, parse_policy
 from config.settings import Settings
 from models.inference import DamageModel, ModelError, default_model_path, load_model
 from services.photos import InputCache
+from services.waiting import ClaimChanges
 from storage.db import make_engine, make_sessionmaker, migrate
 from storage.objects import LocalObjectStore, ObjectStore, ObjectStoreUnavailable, S3ObjectStore
 
@@ -103,6 +104,8 @@ class Services:
     _closed: bool = field(default=False, repr=False)
     # Model inputs of photos just uploaded, for the in-process assessment (services.photos).
     inputs: InputCache = field(default_factory=InputCache, repr=False)
+    # Requests of this process waiting for a claim's decision (services.waiting).
+    changes: ClaimChanges = field(default_factory=ClaimChanges, repr=False)
 
     # -- the model registry --------------------------------------------------------------------
 

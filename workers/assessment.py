@@ -139,6 +139,8 @@ def assess_claim(services: Services, claim_id: str) -> Outcome:
         return started
     result = _evaluate(services, started)
     outcome = _record(services, claim_id, result)
+    if outcome == "assessed":
+        services.changes.notify(claim_id)  # a customer waiting on GET ?wait= hears it now
     if outcome == "assessed" and result.shadow is not None:
         # After the decision: a challenger never delays or endangers it (a process killed here
         # loses one shadow comparison, a sample, not anything the claim needs).

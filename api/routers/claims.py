@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, CustomerUser, DispatcherDep, ServicesDep, SessionDep
@@ -23,6 +24,9 @@ from services.idempotency import check_key
 from storage.tables import Claim
 
 router = APIRouter(prefix="/v1/claims", tags=["claims"])
+
+# The longest a GET may wait for a decision: below the usual 60 s idle timeouts of proxies and phones.
+MAX_WAIT_S = 30.0
 
 ERROR_DESCRIPTIONS: dict[int, str] = {
     400: "Bad request (e.g. a missing or malformed Idempotency-Key).",
@@ -130,8 +134,25 @@ def create_claim(
     summary="Where a claim stands, and why",
     responses=_errors(401, 404, 503),
 )
-def get_claim(claim_id: str, request: Request, user: CurrentUser, session: SessionDep) -> ClaimView:
-    return claim_view(request, claim_service.get_claim(session, claim_id, user), user)
+async def get_claim(
+    claim_id: str,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    services: ServicesDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_S,
+            description="Seconds to wait for the decision while the claim is `submitted` or `assessing` "
+            "(a long poll: the answer comes the moment the claim is decided, or after `wait` seconds with "
+            "the claim as it then stands). 0, the default, answers at once. Use it instead of polling.",
+        ),
+    ] = 0,
+) -> ClaimView:
+    claim = await claim_service.follow_claim(session, services, claim_id, user, wait)
+    return await run_in_threadpool(claim_view, request, claim, user)
 
 
 @router.get(

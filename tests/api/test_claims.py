@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
 import pytest
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from claims.policy import PolicyConfig
 from storage.tables import AuditEvent, Claim, utcnow
@@ -232,6 +234,88 @@ def test_accept_before_the_decision_is_409(api: ApiHarness, customer) -> None:
         409,
         "illegal_transition",
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Waiting for the decision (long poll)
+
+
+def _waiting_claim(api: ApiHarness, customer) -> str:
+    """A claim left `submitted` (as if its assessment had not run yet)."""
+    with api.services.sessions() as session:
+        claim = Claim(
+            customer_id=int(customer["X-Test-User-Id"]),
+            tracking_number="W1234",
+            declared_value=Decimal("5"),
+            currency="CNY",
+            state="submitted",
+        )
+        session.add(claim)
+        session.commit()
+        return claim.id
+
+
+def test_get_with_wait_answers_with_the_decision(api: ApiHarness, customer) -> None:
+    r = api.post_claim(customer)
+    assert r.status_code == 202, r.text
+    started = time.monotonic()
+    view = api.client.get(r.json()["url"], params={"wait": 20}, headers=customer).json()
+    assert view["status"] == "offered", view
+    assert time.monotonic() - started < 10
+    assert api.services.changes.waiting() == 0
+
+
+def test_wait_on_a_claim_still_being_assessed_answers_after_wait_seconds(api: ApiHarness, customer) -> None:
+    claim_id = _waiting_claim(api, customer)
+    started = time.monotonic()
+    r = api.client.get(f"/v1/claims/{claim_id}", params={"wait": 0.4}, headers=customer)
+    elapsed = time.monotonic() - started
+    assert r.status_code == 200 and r.json()["status"] == "submitted"
+    assert 0.4 <= elapsed < 5
+    assert api.services.changes.waiting() == 0
+
+
+def test_a_decision_made_by_another_process_ends_the_wait(api: ApiHarness, customer) -> None:
+    """No wake-up reaches this process (a Celery worker or another web worker decided): the waiting
+    request re-reads the claim and answers within a fraction of a second of the commit."""
+    claim_id = _waiting_claim(api, customer)
+    decided_at: list[float] = []
+
+    def decide_elsewhere() -> None:
+        time.sleep(0.3)
+        with api.services.sessions() as session:
+            session.execute(update(Claim).where(Claim.id == claim_id).values(state="in_review"))
+            session.commit()
+        decided_at.append(time.monotonic())
+
+    other = threading.Thread(target=decide_elsewhere)
+    other.start()
+    view = api.client.get(f"/v1/claims/{claim_id}", params={"wait": 20}, headers=customer).json()
+    answered = time.monotonic()
+    other.join()
+    assert view["status"] == "in_review"
+    assert answered - decided_at[0] < 2
+
+
+def test_a_decided_claim_is_answered_at_once_whatever_the_wait(api: ApiHarness, customer) -> None:
+    view = api.offered_claim(customer)
+    started = time.monotonic()
+    again = api.client.get(f"/v1/claims/{view['id']}", params={"wait": 20}, headers=customer).json()
+    assert again["status"] == "offered" and time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("wait", ["-1", "31", "soon", "nan"])
+def test_a_bad_wait_is_422(api: ApiHarness, customer, wait: str) -> None:
+    claim_id = _waiting_claim(api, customer)
+    assert_error(api.client.get(f"/v1/claims/{claim_id}", params={"wait": wait}, headers=customer), 422)
+
+
+def test_waiting_on_someone_elses_claim_is_404_at_once(api: ApiHarness, customer) -> None:
+    claim_id = _waiting_claim(api, customer)
+    started = time.monotonic()
+    other = api.user("customer")
+    assert_error(api.client.get(f"/v1/claims/{claim_id}", params={"wait": 20}, headers=other), 404)
+    assert time.monotonic() - started < 2
 
 
 # --------------------------------------------------------------------------------------------------
