@@ -8,6 +8,7 @@ same scene as HEIC (pillow-heif), as an iPhone saves it.
 
 from __future__ import annotations
 
+import functools
 import io
 from datetime import UTC, datetime
 
@@ -34,6 +35,14 @@ def phone_exif(taken: datetime | None = None) -> Image.Exif:
     return exif
 
 
+@functools.lru_cache(maxsize=2)
+def _sensor_noise(size: tuple[int, int], noise: float) -> np.ndarray:
+    """One field of sensor noise per size, shared by every scene (drawing 36 million normal values is
+    most of a photo's cost; the scenes differ in what is drawn, which is what the hashes see)."""
+    w, h = size
+    return np.random.default_rng(12345).normal(0, noise, size=(h, w, 3)).astype(np.float32)
+
+
 def scene(seed: int, size: tuple[int, int] = SIZE, noise: float = 7.0) -> Image.Image:
     rng = np.random.default_rng(seed)
     w, h = size
@@ -45,7 +54,7 @@ def scene(seed: int, size: tuple[int, int] = SIZE, noise: float = 7.0) -> Image.
         draw.rectangle([x0, y0, x1, y1], fill=tuple(int(c) for c in rng.integers(60, 220, size=3)))
     big = np.asarray(small.resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
     shade = np.linspace(0.8, 1.15, h, dtype=np.float32)[:, None, None]
-    pixels = big * shade + rng.normal(0, noise, size=(h, w, 3)).astype(np.float32)
+    pixels = big * shade + _sensor_noise(size, noise)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 

@@ -29,6 +29,7 @@ The answer's body is shaped by the caller (`Render`), since it is stored with th
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import re
@@ -77,7 +78,6 @@ logger = logging.getLogger(__name__)
 DECISION_WITHIN = timedelta(hours=1)
 MAX_DESCRIPTION = 2000
 _TRACKING_RE = re.compile(r"[A-Za-z0-9-]{4,40}", re.ASCII)
-_READ_CHUNK = 64 * 1024
 # Decoding photos of one upload in parallel (Pillow releases the GIL while decoding).
 _DECODERS = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="photo-decode")
 _ATTEMPTS = 3
@@ -252,30 +252,26 @@ def _name(upload: PhotoUpload, index: int) -> str:
     return f"photo {index + 1} ({name!r})" if name else f"photo {index + 1}"
 
 
+def _size(upload: PhotoUpload) -> int:
+    """The upload's size, from its end (the parser spooled it whole: nothing is read)."""
+    upload.file.seek(0, io.SEEK_END)
+    return upload.file.tell()
+
+
 def _read(upload: PhotoUpload, limit: int) -> bytes | None:
-    """The upload's bytes, read in chunks; None as soon as it is over `limit` bytes."""
+    """The upload's bytes in one read (one copy); None when it is over `limit` bytes."""
+    if _size(upload) > limit:
+        return None
     upload.file.seek(0)
-    chunks: list[bytes] = []
-    total = 0
-    while chunk := upload.file.read(_READ_CHUNK):
-        total += len(chunk)
-        if total > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return upload.file.read()
 
 
 def _digest(upload: PhotoUpload, limit: int) -> str | None:
-    """SHA-256 of the upload; None when it is over `limit` bytes (reading stops there)."""
+    """SHA-256 of the upload; None when it is over `limit` bytes (then nothing is read)."""
+    if _size(upload) > limit:
+        return None
     upload.file.seek(0)
-    digest = hashlib.sha256()
-    total = 0
-    while chunk := upload.file.read(_READ_CHUNK):
-        total += len(chunk)
-        if total > limit:
-            return None
-        digest.update(chunk)
-    return digest.hexdigest()
+    return hashlib.file_digest(upload.file, "sha256").hexdigest()  # type: ignore[arg-type]
 
 
 def _summary(errors: list[dict[str, str]]) -> str:
