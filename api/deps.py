@@ -64,15 +64,28 @@ _bearer = HTTPBearer(
 )
 
 
-def get_current_user(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> User:
-    if credentials is None:
+def authenticated_user(session: Session, authorization: str | None) -> User:
+    """The enabled user of an ``Authorization: Bearer <key>`` header; Unauthorized otherwise."""
+    if not authorization or not authorization.strip():
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    user = authenticate(session, f"{credentials.scheme} {credentials.credentials}")
+    user = authenticate(session, authorization)
     if user is None:
         raise Unauthorized("invalid or disabled API key")
     return user
+
+
+def get_current_user(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The caller. Routes of `api.routing.AuthorisedRoute` checked the key before the body was
+    read and left the user; any other route checks it here."""
+    checked: User | None = getattr(request.state, "user", None)
+    if checked is not None:
+        return session.merge(checked, load=False)  # the row the gate read, without reading it again
+    header = None if credentials is None else f"{credentials.scheme} {credentials.credentials}"
+    return authenticated_user(session, header)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
@@ -84,6 +97,7 @@ def require_roles(*roles: str):
             raise Forbidden(f"this action needs the {' or '.join(roles)} role")
         return user
 
+    check.roles = roles  # type: ignore[attr-defined]  # read by api.routing before the body is parsed
     return check
 
 

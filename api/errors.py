@@ -50,6 +50,7 @@ from claims.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    TooManyRequests,
     Unauthorized,
     Unprocessable,
 )
@@ -84,6 +85,7 @@ STATUS_OF: dict[type[ClaimLaneError], int] = {
     Conflict: 409,
     PayloadTooLarge: 413,
     Unprocessable: 422,
+    TooManyRequests: 429,
     ServiceUnavailable: 503,
 }
 
@@ -342,6 +344,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "ServiceUnavailable",
+    "TooManyRequests",
     "Unauthorized",
     "Unprocessable",
     "error_response",

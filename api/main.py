@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import console
 from api.errors import error_response, install_error_handlers
+from api.ratelimit import RateLimiter
 from api.routers import admin, claims, health, review, shipments
 from config.settings import Settings
 from services.context import Services, build_services
@@ -179,6 +180,7 @@ def create_app(
 
     app = FastAPI(title="ClaimLane", description=DESCRIPTION, version=__version__, lifespan=lifespan)
     app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(settings)
     app.state.services = None
     app.state.dispatcher = None
     app.add_middleware(BodySizeLimitMiddleware, settings=settings)

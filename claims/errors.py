@@ -82,6 +82,12 @@ class Unprocessable(ClaimLaneError):
     code = "unprocessable"
 
 
+class TooManyRequests(ClaimLaneError):
+    """The caller has used up its allowance of requests for now; `retry_after` says when to return."""
+
+    code = "rate_limited"
+
+
 class ServiceUnavailable(ClaimLaneError):
     """A dependency (database, photo store) is down or the service is starting: retry later."""
 

@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import claims
@@ -90,6 +90,32 @@ class Settings(BaseSettings):
     derivative_max_side: int = 2048
     # How long an idempotency key is remembered.
     idempotency_ttl_hours: int = 24
+    # Rate limits, in the `limits` library's notation ("N/second", "N/minute", "N per 10 minutes");
+    # an empty value turns that one off. Counted per API key on every authenticated request (uploads
+    # stricter), per client address on failed authentications (a lockout against key guessing) and on
+    # console sign-ins. Kept in this process's memory, or shared by every process through
+    # rate_limit_storage_url (e.g. redis://127.0.0.1:6379/2).
+    rate_limits: bool = True
+    rate_limit_per_key: str = "600/minute"
+    rate_limit_uploads: str = "30/minute"
+    rate_limit_auth_failures: str = "20 per 10 minutes"
+    rate_limit_logins: str = "10/minute"
+    rate_limit_storage_url: SecretStr = SecretStr("memory://")
+
+    @field_validator(
+        "rate_limit_per_key", "rate_limit_uploads", "rate_limit_auth_failures", "rate_limit_logins"
+    )
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        """A limit that cannot be read is a start-up error, not a silent absence of limits."""
+        if value.strip():
+            from limits import parse
+
+            try:
+                parse(value)
+            except ValueError as exc:
+                raise ValueError(f"not a rate limit ({exc}); write e.g. '30/minute'") from None
+        return value.strip()
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import struct
 import zlib
 from collections.abc import Callable
@@ -16,6 +17,10 @@ import pytest
 from PIL import Image
 
 from tests.onnx_models import tiny_model_proto
+
+# Rate limits are off in the tests that do not test them (tests/api/test_rate_limits.py turns them
+# on); servers the tests start as subprocesses inherit this.
+os.environ.setdefault("CLAIMLANE_RATE_LIMITS", "false")
 
 # --------------------------------------------------------------------------------------------------
 # A tiny model following the ONNX contract (see models/inference.py)

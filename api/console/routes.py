@@ -37,7 +37,15 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import SessionDep
-from api.errors import ClaimLaneError, Forbidden, HttpError, NotFound, ServiceUnavailable, status_of
+from api.errors import (
+    ClaimLaneError,
+    Forbidden,
+    HttpError,
+    NotFound,
+    ServiceUnavailable,
+    TooManyRequests,
+    status_of,
+)
 from api.security import authenticate
 from claims.deadlines import DeadlineConfig
 from claims.lifecycle import ClaimState, IllegalTransition
@@ -358,8 +366,20 @@ def login_submit(
     next: Annotated[str, Form()] = "/console/",
 ) -> Response:
     _same_site_only(request)
+    limiter = request.app.state.rate_limiter
+    address = request.client.host if request.client else "unknown"
+    try:
+        limiter.check("auth_failures", address)  # an address locked out is not even checked
+        limiter.hit("logins", address)
+    except TooManyRequests as exc:
+        return _too_many(request, next, exc)
     key = api_key.strip()
     user = authenticate(session, f"Bearer {key}") if key else None
+    if key and user is None:
+        try:
+            limiter.hit("auth_failures", address)
+        except TooManyRequests as exc:
+            return _too_many(request, next, exc)
     error = None
     if not key:
         error = "Paste your API key to sign in."
@@ -385,6 +405,13 @@ def login_submit(
         samesite="strict",
         secure=request.url.scheme == "https",
     )
+    return response
+
+
+def _too_many(request: Request, next: str, exc: TooManyRequests) -> Response:
+    error = f"Too many sign-in attempts from here. Try again in {exc.retry_after} seconds."
+    response = _render(request, "login.html", {"next": _safe_next(next), "error": error, "user": None}, 429)
+    response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 

@@ -26,6 +26,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import AdminUser, ServicesDep, SessionDep
 from api.errors import ClaimLaneError, Conflict, NotFound, Unprocessable, error_responses
+from api.routing import AuthorisedRoute
 from api.schemas import (
     ChallengerRequest,
     ChallengerView,
@@ -40,7 +41,7 @@ from services import promotion
 
 logger = logging.getLogger("claimlane.api.admin")
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=AuthorisedRoute)
 
 _ERRORS: dict[int, str] = {
     401: "Missing or invalid API key.",

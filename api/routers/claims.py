@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, CustomerUser, DispatcherDep, ServicesDep, SessionDep
 from api.errors import error_responses
+from api.routing import AuthorisedRoute
 from api.schemas import AcceptRequest, ClaimAccepted, ClaimView, PhotosAdded
 from api.views import claim_view
 from claims.lifecycle import ClaimState
@@ -23,7 +24,7 @@ from services.claims import Accepted, ClaimForm, PhotoUpload
 from services.idempotency import check_key
 from storage.tables import Claim
 
-router = APIRouter(prefix="/v1/claims", tags=["claims"])
+router = APIRouter(prefix="/v1/claims", tags=["claims"], route_class=AuthorisedRoute)
 
 # The longest a GET may wait for a decision: below the usual 60 s idle timeouts of proxies and phones.
 MAX_WAIT_S = 30.0

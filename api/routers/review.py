@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 from api.deps import AdjusterUser, ServicesDep, SessionDep
 from api.errors import error_responses
 from api.routers.claims import ERROR_DESCRIPTIONS
+from api.routing import AuthorisedRoute
 from api.schemas import (
     AuditEntryView,
     CasePhotoView,
@@ -36,7 +37,7 @@ from claims.money import amount_text
 from services import reviewing
 from storage.tables import CaseNote, utcnow
 
-router = APIRouter(prefix="/v1/review", tags=["review"])
+router = APIRouter(prefix="/v1/review", tags=["review"], route_class=AuthorisedRoute)
 
 
 def _item_view(item: reviewing.QueueItem) -> QueueItemView:

@@ -16,13 +16,14 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import DispatcherDep, IntegrationUser, SessionDep, require_roles
 from api.errors import NotFound, PayloadTooLarge, error_responses
+from api.routing import AuthorisedRoute
 from api.schemas import ImportReportView, ShipmentIn, ShipmentView
 from claims.money import amount_text
 from services import shipments as shipment_service
 from storage import shipments as shipment_rows
 from storage.tables import Shipment, User
 
-router = APIRouter(prefix="/v1", tags=["shipments"])
+router = APIRouter(prefix="/v1", tags=["shipments"], route_class=AuthorisedRoute)
 
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 
