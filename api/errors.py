@@ -216,11 +216,17 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
     out = []
     for err in errors:
         loc = err.get("loc") or ()
+        message = str(err.get("msg", "invalid value"))
+        if err.get("type") == "json_invalid":
+            # loc is ("body", <character offset>): name the body, say where the JSON broke.
+            offset = loc[1] if len(loc) > 1 else None
+            message = f"the body is not valid JSON{'' if offset is None else f' (at character {offset})'}"
+            loc = ("body",)
         out.append(
             {
                 "field": _field_name(loc),
                 "location": str(loc[0]) if loc else "body",
-                "message": str(err.get("msg", "invalid value")),
+                "message": message,
                 "type": str(err.get("type", "value_error")),
             }
         )

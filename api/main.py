@@ -178,7 +178,15 @@ def create_app(
             if services is None:
                 svc.close()
 
-    app = FastAPI(title="ClaimLane", description=DESCRIPTION, version=__version__, lifespan=lifespan)
+    docs = settings.serves_api_docs  # the pages load scripts from a CDN (config.settings)
+    app = FastAPI(
+        title="ClaimLane",
+        description=DESCRIPTION,
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+    )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings)
     app.state.services = None

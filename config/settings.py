@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     rate_limit_auth_failures: str = "20 per 10 minutes"
     rate_limit_logins: str = "10/minute"
     rate_limit_storage_url: SecretStr = SecretStr("memory://")
+    # The interactive API pages (/docs, /redoc) load Swagger UI and ReDoc from a public CDN, so they
+    # are served in development only unless this says otherwise; /openapi.json is always served.
+    api_docs: bool | None = None
+
+    @property
+    def serves_api_docs(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.environment == "development"
 
     @field_validator(
         "rate_limit_per_key", "rate_limit_uploads", "rate_limit_auth_failures", "rate_limit_logins"

@@ -368,3 +368,14 @@ def test_no_input_causes_a_500(api: ApiHarness, customer, bad_files) -> None:
         )
         assert r.status_code == 400, (key, r.text)
     assert api.counts()["claims"] == 1
+
+
+def test_malformed_json_is_a_422_naming_the_body(api: ApiHarness, customer) -> None:
+    r = api.client.post(
+        "/v1/claims/abc/accept",
+        content=b'{"option": ',
+        headers={**customer, "Content-Type": "application/json"},
+    )
+    error = assert_error(r, 422, "validation_error")
+    assert error["details"][0]["field"] == "body"
+    assert error["details"][0]["message"].startswith("the body is not valid JSON (at character")

@@ -105,3 +105,22 @@ def test_openapi_documents_every_model(api: ApiHarness) -> None:
                 assert ref.endswith("/ErrorResponse")
     assert schemas["ClaimView"]["properties"]["declared_value"]["type"] == "string"
     assert api.client.get("/docs").status_code == 200
+
+
+def test_the_cdn_backed_api_pages_are_off_outside_development(tmp_path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from config.settings import Settings
+
+    def status(settings: Settings) -> tuple[int, int, int]:
+        app = create_app(settings)  # no lifespan: these pages need no services
+        client = TestClient(app)
+        return tuple(client.get(p).status_code for p in ("/docs", "/redoc", "/openapi.json"))  # type: ignore[return-value]
+
+    assert status(Settings(data_dir=tmp_path)) == (200, 200, 200)
+    assert status(Settings(data_dir=tmp_path, api_docs=False)) == (404, 404, 200)
+    production = Settings.model_construct(
+        **{**Settings(data_dir=tmp_path).__dict__, "environment": "production"}
+    )
+    assert not production.serves_api_docs
