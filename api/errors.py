@@ -215,7 +215,7 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Pydantic's errors, without echoing the input (which may be a file or a megabyte of text)."""
     out = []
     for err in errors:
-        loc = err.get("loc") or ()
+        loc: tuple[Any, ...] = tuple(err.get("loc") or ())
         message = str(err.get("msg", "invalid value"))
         if err.get("type") == "json_invalid":
             # loc is ("body", <character offset>): name the body, say where the JSON broke.
