@@ -6,8 +6,11 @@ set of photos. The rules, applied by `Idempotency.begin`:
 - a finished request with the same fingerprint (user, normalised fields, each photo's SHA-256) is
   answered again verbatim (`Replay`);
 - a different request under the same key is refused (422 ``idempotency_key_reused``);
-- one still running is refused (409 ``request_in_progress``, Retry-After) unless it has run for more
-  than `ABANDONED_AFTER` (its request died): then the retry takes it over;
+- one still running is refused (409 ``request_in_progress``, Retry-After) unless its request died:
+  the row names its process (host, pid and the pid's start time), so a retry on the same host takes
+  the key over at once when that process is gone (killed mid-upload); from another host, once the
+  row is older than `ABANDONED_AFTER`. Taking over is safe even from a slow but living request: its
+  commit is guarded by the row's start time, so it gets `LostKey` and writes nothing;
 - otherwise an ``in_flight`` row is committed and the caller holds a `Ticket`.
 
 The caller then does its work and, in the SAME transaction as its own rows, calls `complete` (which
@@ -20,10 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -35,8 +41,9 @@ from storage.tables import IdempotencyKey, utcnow
 
 logger = logging.getLogger(__name__)
 
-# An in-flight row older than this belongs to a request that died: it may be taken over.
-ABANDONED_AFTER = timedelta(minutes=5)
+# An in-flight row older than this belongs to a request that died: it may be taken over. An upload's
+# work after its key is taken (decode, store, commit) takes seconds; the body arrived before.
+ABANDONED_AFTER = timedelta(seconds=30)
 RETRY_AFTER_S = 2
 _ATTEMPTS = 3
 _KEY_RE = re.compile(r"[\x20-\x7e]{1,255}", re.ASCII)
@@ -81,6 +88,36 @@ def fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=True).encode()).hexdigest()
 
 
+def _start_ticks(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, from /proc), or None if it is not running
+    or this system has no /proc. With the pid, it names one process: a reused pid starts later."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]  # field 22, counted after the command name
+
+
+def process_owner() -> str:
+    """This process, as an in-flight row records it: "host:pid:start"."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or '?'}"
+
+
+def owner_is_dead(owner: str | None) -> bool:
+    """True only when `owner` is known to be gone: same host, and no process with that pid and start
+    time. Another host's process, or no /proc, is unknown (False): the row then ages out."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit() or started in ("", "?"):
+        return False
+    if not Path("/proc/self/stat").exists():
+        return False
+    return _start_ticks(int(pid)) != started
+
+
 def _in_progress() -> Conflict:
     return Conflict(
         "a request with this Idempotency-Key is still being processed; retry later",
@@ -110,7 +147,7 @@ class Idempotency:
                 session.commit()
                 row = None
             if row is None:
-                row = keys.add_in_flight(session, user_id, key, request_hash, now)
+                row = keys.add_in_flight(session, user_id, key, request_hash, now, process_owner())
                 try:
                     session.commit()
                 except IntegrityError:  # a concurrent request with the same key won the insert
@@ -123,10 +160,10 @@ class Idempotency:
                 )
             if row.state == "done":
                 return _replay(row)
-            if row.created_at > now - ABANDONED_AFTER:
+            if row.created_at > now - ABANDONED_AFTER and not owner_is_dead(row.owner):
                 raise _in_progress()
             # Abandoned (its request died): take it over, unless another retry just did.
-            taken = keys.take_over(session, row.id, row.created_at, now)
+            taken = keys.take_over(session, row.id, row.created_at, now, process_owner())
             session.commit()
             if taken:
                 logger.info("taking over abandoned idempotency key %s of user %s", row.id, user_id)

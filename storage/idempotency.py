@@ -23,17 +23,19 @@ def find(session: Session, user_id: int, key: str) -> IdempotencyKey | None:
 
 
 def add_in_flight(
-    session: Session, user_id: int, key: str, fingerprint: str, now: datetime
+    session: Session, user_id: int, key: str, fingerprint: str, now: datetime, owner: str | None = None
 ) -> IdempotencyKey:
     """A new in-flight row (the unique (user, key) constraint makes a concurrent twin fail on commit)."""
     row = IdempotencyKey(
-        user_id=user_id, key=key, request_hash=fingerprint, state="in_flight", created_at=now
+        user_id=user_id, key=key, request_hash=fingerprint, state="in_flight", created_at=now, owner=owner
     )
     session.add(row)
     return row
 
 
-def take_over(session: Session, row_id: int, seen_started: datetime, now: datetime) -> bool:
+def take_over(
+    session: Session, row_id: int, seen_started: datetime, now: datetime, owner: str | None = None
+) -> bool:
     """Claim an abandoned in-flight row, unless another retry claimed it first."""
     result = session.execute(
         update(IdempotencyKey)
@@ -42,7 +44,7 @@ def take_over(session: Session, row_id: int, seen_started: datetime, now: dateti
             IdempotencyKey.state == "in_flight",
             IdempotencyKey.created_at == seen_started,
         )
-        .values(created_at=now)
+        .values(created_at=now, owner=owner)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1  # type: ignore[attr-defined]

@@ -347,6 +347,8 @@ class IdempotencyKey(Base):
     claim_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The process holding an in-flight key ("host:pid:start"), so a retry can tell when it has died.
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class ReviewDecision(Base):

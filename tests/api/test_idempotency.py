@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
+from services.idempotency import _start_ticks, process_owner
 from storage.tables import Claim, IdempotencyKey, utcnow
 from tests.api.conftest import ApiHarness, assert_error, jpeg_bytes, photo
 
@@ -16,7 +22,9 @@ def _row(api: ApiHarness, key: str) -> IdempotencyKey:
         return session.scalars(select(IdempotencyKey).where(IdempotencyKey.key == key)).one()
 
 
-def _insert(api: ApiHarness, user_id: int, key: str, request_hash: str, age: timedelta) -> None:
+def _insert(
+    api: ApiHarness, user_id: int, key: str, request_hash: str, age: timedelta, owner: str | None = None
+) -> None:
     with api.services.sessions() as session:
         session.add(
             IdempotencyKey(
@@ -25,9 +33,18 @@ def _insert(api: ApiHarness, user_id: int, key: str, request_hash: str, age: tim
                 request_hash=request_hash,
                 state="in_flight",
                 created_at=utcnow() - age,
+                owner=owner,
             )
         )
         session.commit()
+
+
+def _dead_process_owner() -> str:
+    """The owner string of a process of this host that has exited (as an API killed mid-upload)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    owner = f"{socket.gethostname()}:{proc.pid}:{_start_ticks(proc.pid)}"
+    proc.wait()
+    return owner
 
 
 def test_a_retry_gets_the_same_answer_and_one_claim(api: ApiHarness, customer) -> None:
@@ -107,6 +124,53 @@ def test_an_abandoned_request_is_taken_over(api: ApiHarness, customer) -> None:
     row = _row(api, "second")
     assert row.state == "done" and row.claim_id == r.json()["id"]
     assert api.counts()["claims"] == 2
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to know a process died")
+def test_a_key_held_by_a_dead_process_is_taken_over_at_once(api: ApiHarness, customer) -> None:
+    """The API was killed mid-upload 5 s ago: the app's retry succeeds now, not minutes later."""
+    api.post_claim(customer, key="first")
+    api.drain()
+    _close_claims(api)
+    fingerprint = _row(api, "first").request_hash
+    _insert(
+        api,
+        int(customer["X-Test-User-Id"]),
+        "second",
+        fingerprint,
+        timedelta(seconds=5),
+        _dead_process_owner(),
+    )
+    r = api.post_claim(customer, key="second")
+    assert r.status_code == 202, r.text
+    row = _row(api, "second")
+    assert row.state == "done" and row.owner == process_owner()
+
+
+@pytest.mark.parametrize(
+    ("owner", "age_s", "taken"),
+    [
+        ("this process", 5, False),  # alive: its request is still running
+        ("elsewhere:123:456", 5, False),  # another host: unknown, so it must age out first
+        ("elsewhere:123:456", 31, True),
+        (None, 31, True),  # a row from before owners were recorded
+    ],
+)
+def test_a_key_in_flight_elsewhere_waits_until_it_is_abandoned(
+    api: ApiHarness, customer, owner: str | None, age_s: int, taken: bool
+) -> None:
+    api.post_claim(customer, key="first")
+    api.drain()
+    _close_claims(api)
+    fingerprint = _row(api, "first").request_hash
+    owner = process_owner() if owner == "this process" else owner
+    _insert(api, int(customer["X-Test-User-Id"]), "second", fingerprint, timedelta(seconds=age_s), owner)
+    r = api.post_claim(customer, key="second")
+    if taken:
+        assert r.status_code == 202, r.text
+    else:
+        assert_error(r, 409, "request_in_progress")
+        assert r.headers["Retry-After"] == "2"
 
 
 def test_a_failed_request_frees_its_key(api: ApiHarness, customer) -> None:

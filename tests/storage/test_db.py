@@ -107,7 +107,7 @@ def test_migrate_creates_the_schema(engine: Engine, db_url: str) -> None:
     names = set(inspect(engine).get_table_names())
     assert names == TABLES | {"alembic_version"}
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0005"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0006"
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:
@@ -416,6 +416,16 @@ def test_migration_0004_downgrades_and_upgrades_again(tmp_path: Path) -> None:
         assert hashes["ix_photo_hashes_s0"] == ["s0", "kind", "value"]
 
     _down_and_up(tmp_path, "0003", down, up)
+
+
+def test_migration_0006_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    def down(engine: Engine) -> None:
+        assert "owner" not in {c["name"] for c in inspect(engine).get_columns("idempotency_keys")}
+
+    def up(engine: Engine) -> None:
+        assert "owner" in {c["name"] for c in inspect(engine).get_columns("idempotency_keys")}
+
+    _down_and_up(tmp_path, "0005", down, up)
 
 
 def test_optimistic_locking_refuses_a_stale_update(engine: Engine) -> None:
