@@ -18,8 +18,9 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from services import console_sessions
 from storage import users as user_rows
-from storage.tables import User
+from storage.tables import User, utcnow
 
 ROLES = ("customer", "adjuster", "admin", "integration")
 KEY_PREFIX = "cl"
@@ -88,6 +89,8 @@ def set_disabled(session: Session, name: str, disabled: bool, now: datetime) -> 
     commits. Raises LookupError for an unknown name."""
     user = _named(session, name)
     user.disabled_at = now if disabled else None
+    if disabled:
+        console_sessions.revoke_all(session, user, now)
     return user
 
 
@@ -100,6 +103,7 @@ def rotate_key(session: Session, name: str) -> tuple[User, str]:
         if not user_rows.key_prefix_taken(session, prefix):
             break
     user.key_prefix, user.key_hash = prefix, hash_key(key)
+    console_sessions.revoke_all(session, user, utcnow())
     return user, key
 
 

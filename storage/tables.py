@@ -129,6 +129,21 @@ class User(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class ConsoleSession(Base):
+    """A signed-in review console: the browser holds an opaque token, the server this row (only the
+    token's SHA-256, so a database leak is no sign-in), with its expiry, its CSRF token and, once
+    signed out, when it was revoked."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class Claim(Base):
     __tablename__ = "claims"
 

@@ -3,8 +3,9 @@
 Every rule (what the queue holds and in which order, who may take a case, what a decision needs)
 lives in `services.reviewing`; the pages here only call it and show its answers and errors.
 
-- `GET/POST /console/login`: paste an API key; adjusters and admins only. The key is kept in an
-  HttpOnly, SameSite=Strict cookie (Secure over https) scoped to /console; `POST /console/logout`.
+- `GET/POST /console/login`: paste an API key; adjusters and admins only. The browser gets an opaque
+  session token (services.console_sessions: server-side, 12 h, revoked at logout) in an HttpOnly,
+  SameSite=Strict cookie (Secure over https) scoped to /console; `POST /console/logout`.
 - `GET /console/`: the queue (filters as a GET form; refreshes itself every 30 s).
 - `GET /console/cases/{id}`: one case: photos with zoom and the heatmap overlay, the machine's
   assessment, the customer's history, the timeline, notes, and the decision form.
@@ -13,9 +14,10 @@ lives in `services.reviewing`; the pages here only call it and show its answers 
 - `GET /console/cases/{id}/photos/{photo_id}[/heatmap]`: the served derivative (never the original)
   and the heatmap layer, for a signed-in adjuster only.
 
-Cross-site requests: the cookie is SameSite=Strict, and every POST is refused when the browser says it
+Cross-site requests: the cookie is SameSite=Strict, every POST is refused when the browser says it
 does not come from this console (Sec-Fetch-Site same-origin, else an Origin of this host; a missing
-or `null` Origin counts as another site), so a form elsewhere cannot act for an adjuster.
+or `null` Origin counts as another site), and every state-changing form carries the session's CSRF
+token, so a form elsewhere cannot act for an adjuster.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from claims.lifecycle import ClaimState, IllegalTransition
 from claims.money import MoneyError, quantize
 from claims.policy import ReasonCode
 from models.grades import GRADES
-from services import reviewing
+from services import console_sessions, reviewing
 from services.context import Services
 from services.photos import served_photo_bytes
 from storage.claims import photo_positions
@@ -254,6 +256,8 @@ TEMPLATES.env.filters.update(
 
 
 def _render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    signed_in = getattr(request.state, "signed_in", None)
+    context.setdefault("csrf_token", signed_in.csrf_token if signed_in is not None else "")
     now = context.setdefault("now", utcnow())
     context.setdefault("relative", lambda when: _relative(when, now))
     context.setdefault("short_clock", lambda when: _short_clock(when, now))
@@ -292,14 +296,12 @@ def _login_url(next_path: str | None = None) -> str:
     return "/console/login" if target == "/console/" else f"/console/login?next={quote(target, safe='/')}"
 
 
-def _cookie_user(request: Request, session: Session) -> User | None:
-    key = request.cookies.get(COOKIE)
-    if not key:
+def _signed_in(request: Request, session: Session) -> console_sessions.SignedIn | None:
+    """The console session of the request's cookie, if it is live and its user an adjuster/admin."""
+    signed_in = console_sessions.current(session, request.cookies.get(COOKIE), utcnow())
+    if signed_in is None or signed_in.user.role not in CONSOLE_ROLES:
         return None
-    user = authenticate(session, f"Bearer {key}")
-    if user is None or user.role not in CONSOLE_ROLES:
-        return None
-    return user
+    return signed_in
 
 
 def _same_site_only(request: Request) -> None:
@@ -321,18 +323,36 @@ def _same_site_only(request: Request) -> None:
 
 def console_user(request: Request, session: SessionDep) -> User:
     _same_site_only(request)
-    user = _cookie_user(request, session)
-    if user is None:
+    signed_in = _signed_in(request, session)
+    if signed_in is None:
         path = request.url.path
         if request.method == "GET" and request.url.query:
             path = f"{path}?{request.url.query}"
         elif request.method != "GET":
             path = "/console/"
         raise LoginRequired("sign in to the review console", headers={"Location": _login_url(path)})
-    return user
+    request.state.signed_in = signed_in  # its CSRF token goes into every form (_render)
+    return signed_in.user
 
 
 ConsoleUser = Annotated[User, Depends(console_user)]
+
+
+async def console_form_user(request: Request, user: ConsoleUser) -> User:
+    """A signed-in user whose form carries the session's CSRF token (every state-changing form does,
+    in addition to the same-site check): a form another site managed to post lacks it."""
+    form = await request.form()  # parsed once; the route's own Form fields reuse it
+    token = form.get("csrf_token")
+    if not console_sessions.csrf_ok(request.state.signed_in, token if isinstance(token, str) else None):
+        raise Forbidden(
+            "this form did not come from your console session (it may have expired): reload the page "
+            "and try again",
+            code="csrf_failed",
+        )
+    return user
+
+
+ConsoleFormUser = Annotated[User, Depends(console_form_user)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -352,7 +372,7 @@ def _services(request: Request) -> Services:
 
 @router.get("/login", name="console_login")
 def login_page(request: Request, session: SessionDep, next: str | None = None) -> Response:
-    if _cookie_user(request, session) is not None:
+    if _signed_in(request, session) is not None:
         return _redirect(_safe_next(next))
     bye = request.query_params.get("bye") == "1"
     return _render(request, "login.html", {"next": _safe_next(next), "bye": bye, "user": None})
@@ -395,10 +415,13 @@ def login_submit(
         return _render(
             request, "login.html", {"next": _safe_next(next), "error": error, "user": None}, status
         )
+    assert user is not None  # no error means a key of a console role
+    token = console_sessions.sign_in(session, user, utcnow())
+    session.commit()
     response = _redirect(_safe_next(next))
     response.set_cookie(
         COOKIE,
-        key,
+        token,
         max_age=COOKIE_MAX_AGE_S,
         path="/console",
         httponly=True,
@@ -416,8 +439,16 @@ def _too_many(request: Request, next: str, exc: TooManyRequests) -> Response:
 
 
 @router.post("/logout", name="console_logout")
-def logout(request: Request) -> Response:
+def logout(request: Request, session: SessionDep, csrf_token: Annotated[str, Form()] = "") -> Response:
+    """Revoke the session on the server (a copy of the cookie is worthless from now on) and clear
+    the cookie. A session that has already ended just has its cookie cleared."""
     _same_site_only(request)
+    signed_in = _signed_in(request, session)
+    if signed_in is not None:
+        if not console_sessions.csrf_ok(signed_in, csrf_token):
+            raise Forbidden("this form did not come from your console session", code="csrf_failed")
+        console_sessions.sign_out(session, request.cookies.get(COOKIE), utcnow())
+        session.commit()
     response = _redirect("/console/login?bye=1")
     response.delete_cookie(
         COOKIE, path="/console", httponly=True, samesite="strict", secure=request.url.scheme == "https"
@@ -682,7 +713,7 @@ def _act(
 
 
 @router.post("/cases/{claim_id}/take", name="console_take")
-def take(claim_id: str, request: Request, user: ConsoleUser, session: SessionDep) -> Response:
+def take(claim_id: str, request: Request, user: ConsoleFormUser, session: SessionDep) -> Response:
     return _act(
         request,
         session,
@@ -697,7 +728,7 @@ def take(claim_id: str, request: Request, user: ConsoleUser, session: SessionDep
 def note(
     claim_id: str,
     request: Request,
-    user: ConsoleUser,
+    user: ConsoleFormUser,
     session: SessionDep,
     text: Annotated[str, Form()] = "",
 ) -> Response:
@@ -726,7 +757,7 @@ def _parse_grades(form: Mapping[str, Any]) -> dict[str, int] | str:
 
 
 @router.post("/cases/{claim_id}/decision", name="console_decide")
-async def decide(claim_id: str, request: Request, user: ConsoleUser, session: SessionDep) -> Response:
+async def decide(claim_id: str, request: Request, user: ConsoleFormUser, session: SessionDep) -> Response:
     form = {k: v for k, v in (await request.form()).multi_items() if isinstance(v, str)}
     return await run_in_threadpool(_decide, request, session, user, claim_id, form)
 

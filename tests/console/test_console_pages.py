@@ -8,6 +8,7 @@ model) with the shipped payout policy made unable to trust any grade, so every c
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import html
 import io
 import re
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,7 +32,7 @@ from api.security import create_user
 from claims.policy import DEFAULT_POLICY_FILE, parse_policy
 from config.settings import Settings
 from services.context import Services, build_services
-from storage.tables import Photo, User, utcnow
+from storage.tables import ConsoleSession, Photo, User, utcnow
 
 SHIPPED_POLICY = Path(DEFAULT_POLICY_FILE).parent / "2026-11-v1.toml"
 
@@ -55,6 +57,29 @@ def jpeg(seed: int, size: tuple[int, int] = (160, 120), base: tuple[int, int, in
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="JPEG", quality=90)
     return buf.getvalue()
+
+
+class ConsoleClient(TestClient):
+    """A TestClient that, like the console's own forms, sends the session's CSRF token with every
+    POST to the console (`csrf=False` sends none, to test the refusal)."""
+
+    def __init__(self, app: FastAPI, services: Services, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.services = services
+
+    def csrf_token(self) -> str | None:
+        token = self.cookies.get(COOKIE)
+        if not token:
+            return None
+        with self.services.sessions() as session:
+            row = session.get(ConsoleSession, hashlib.sha256(token.encode()).hexdigest())
+            return None if row is None else row.csrf_token
+
+    def post(self, url: Any, *args: Any, csrf: bool = True, **kwargs: Any):  # type: ignore[override]
+        token = self.csrf_token() if csrf and str(url).startswith("/console/") else None
+        if token is not None and str(url) != "/console/login":
+            kwargs["data"] = {**(kwargs.get("data") or {}), "csrf_token": token}
+        return super().post(url, *args, **kwargs)
 
 
 def build_console_services(data_dir: Path, model_path: Path) -> Services:
@@ -137,7 +162,9 @@ def console(tmp_path: Path, tiny_onnx_model: Path) -> Iterator[Console]:
     app = create_app(services=services)
     try:
         # A browser sends the page's Origin with every form it posts.
-        with TestClient(app, follow_redirects=False, headers={"Origin": "http://testserver"}) as client:
+        with ConsoleClient(
+            app, services, follow_redirects=False, headers={"Origin": "http://testserver"}
+        ) as client:
             _, name, adjuster = add_user(services, "adjuster")
             yield Console(
                 client=client,
@@ -528,6 +555,52 @@ def test_cross_site_posts_are_refused(console: Console) -> None:
     assert 'id="take-button"' in page.text  # nobody took it
     ok = console.client.post(f"/console/cases/{claim_id}/take", headers={"Sec-Fetch-Site": "same-origin"})
     assert ok.status_code == 303  # this console's own form
+
+
+def test_a_form_without_the_session_csrf_token_is_refused(console: Console) -> None:
+    claim_id = console.file_claim(photos=1)
+    console.login(console.adjuster)
+    page = console.client.get(f"/console/cases/{claim_id}")
+    token = console.client.csrf_token()
+    assert token and f'name="csrf_token" value="{token}"' in page.text  # every form carries it
+    assert console.client.post(f"/console/cases/{claim_id}/take", csrf=False).status_code == 403
+    r = console.client.post(f"/console/cases/{claim_id}/take", csrf=False, data={"csrf_token": "guess"})
+    assert r.status_code == 403 and "did not come from your console session" in text_of(r)
+    r = console.client.post(
+        f"/console/cases/{claim_id}/notes", csrf=False, data={"text": "x", "csrf_token": token + "x"}
+    )
+    assert r.status_code == 403
+    assert 'id="take-button"' in console.client.get(f"/console/cases/{claim_id}").text  # nothing done
+    assert console.client.post(f"/console/cases/{claim_id}/take").status_code == 303
+
+
+def test_the_cookie_is_an_opaque_session_that_logout_revokes_on_the_server(console: Console) -> None:
+    console.login(console.adjuster)
+    stolen = console.client.cookies[COOKIE]
+    assert stolen != console.adjuster and not stolen.startswith("cl_")  # never the API key
+    assert console.client.post("/console/logout").status_code == 303
+    with ConsoleClient(console.app, console.services, follow_redirects=False) as other:
+        other.cookies.set(COOKIE, stolen, path="/console")
+        assert other.get("/console/").status_code == 303  # the copied cookie opens nothing now
+
+
+def test_a_rotated_key_ends_console_sessions_and_sessions_expire(console: Console) -> None:
+    from api.security import rotate_key
+
+    user_id, name, key = add_user(console.services, "adjuster")
+    console.login(key)
+    assert console.client.get("/console/").status_code == 200
+    with console.services.sessions() as session:
+        rotate_key(session, name)
+        session.commit()
+    assert console.client.get("/console/").status_code == 303
+    _, _, fresh = add_user(console.services, "adjuster")
+    console.login(fresh)
+    with console.services.sessions() as session:
+        for row in session.scalars(select(ConsoleSession).where(ConsoleSession.revoked_at.is_(None))):
+            row.expires_at = utcnow()
+        session.commit()
+    assert console.client.get("/console/").status_code == 303
 
 
 # --------------------------------------------------------------------------------------------------

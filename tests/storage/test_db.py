@@ -34,6 +34,7 @@ from storage.tables import AuditEvent, Base, Claim, ModelEvent, ShadowPrediction
 from tests.backends import free_ports
 
 TABLES = {
+    "console_sessions",
     "shipments",
     "photo_hashes",
     "users",
@@ -107,7 +108,7 @@ def test_migrate_creates_the_schema(engine: Engine, db_url: str) -> None:
     names = set(inspect(engine).get_table_names())
     assert names == TABLES | {"alembic_version"}
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0006"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0007"
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:
@@ -426,6 +427,16 @@ def test_migration_0006_downgrades_and_upgrades_again(tmp_path: Path) -> None:
         assert "owner" in {c["name"] for c in inspect(engine).get_columns("idempotency_keys")}
 
     _down_and_up(tmp_path, "0005", down, up)
+
+
+def test_migration_0007_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    def down(engine: Engine) -> None:
+        assert "console_sessions" not in inspect(engine).get_table_names()
+
+    def up(engine: Engine) -> None:
+        assert "console_sessions" in inspect(engine).get_table_names()
+
+    _down_and_up(tmp_path, "0006", down, up)
 
 
 def test_optimistic_locking_refuses_a_stale_update(engine: Engine) -> None:
