@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -106,3 +106,24 @@ AdjusterUser = Annotated[User, Depends(require_roles("adjuster", "admin"))]
 AdminUser = Annotated[User, Depends(require_roles("admin"))]
 # The carrier's own systems: they push shipment records (and nothing else).
 IntegrationUser = Annotated[User, Depends(require_roles("integration", "admin"))]
+
+
+# Ids in URLs are the UUIDs the service hands out (lowercase, with hyphens): anything else is a 422
+# naming the parameter, before any query runs.
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+ClaimId = Annotated[
+    str,
+    Path(
+        pattern=UUID_PATTERN,
+        description="The claim's id (a UUID).",
+        examples=["9b2f0c7e-1d2a-4c59-9a41-3f0e8d6b7a10"],
+    ),
+]
+PhotoId = Annotated[
+    str,
+    Path(
+        pattern=UUID_PATTERN,
+        description="The photo's id (a UUID).",
+        examples=["5e4c1a2b-7f3d-4e8a-b9c0-1d2e3f4a5b6c"],
+    ),
+]

@@ -17,6 +17,7 @@ from datetime import timedelta
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _package_version
 
+import starlette.formparsers
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -133,6 +134,20 @@ class BodySizeLimitMiddleware:
 # ones, and the rest of a request past it, still spill to disk, so memory per request stays bounded.
 UPLOAD_SPOOL_BYTES = 8 * 1024 * 1024
 MultiPartParser.spool_max_size = UPLOAD_SPOOL_BYTES
+
+
+def _decode_form_text(src: bytes | bytearray, codec: str) -> str:
+    """Form field values and file names as UTF-8, each undecodable byte as U+FFFD. Starlette would
+    decode a field that is not valid UTF-8 as Latin-1 and so store mojibake silently; with the
+    replacement character in it, free text is refused with a 422 (services.claims.INVALID_UTF8),
+    and nothing unencodable can reach a response or the database."""
+    try:
+        return bytes(src).decode(codec, errors="replace")
+    except LookupError:  # a charset Python does not know: UTF-8, like every phone sends
+        return bytes(src).decode("utf-8", errors="replace")
+
+
+starlette.formparsers._user_safe_decode = _decode_form_text
 
 
 def create_app(

@@ -236,6 +236,10 @@ def _check_fields(form: ClaimForm) -> _Fields:
             )
         elif any(ord(ch) < 32 and ch not in "\t\n\r" for ch in text) or "\x7f" in text:
             errors.append(_field_error("description", "must not contain control characters"))
+        elif INVALID_UTF8 in text:
+            errors.append(
+                _field_error("description", "must be valid UTF-8 text (it held bytes that are not)")
+            )
     return _Fields(
         tracking_number=tracking,
         declared_value=amount,
@@ -619,6 +623,11 @@ def get_claim(session: Session, claim_id: str, user: User) -> Claim:
             _expire(session, claim, now)
 
     return _with_retries(session, claim_id, user, expire_if_lapsed)
+
+
+# What an undecodable byte of a form field becomes (api.main decodes form text with replacement
+# instead of Starlette's silent Latin-1 fallback), so free text can refuse it.
+INVALID_UTF8 = "\ufffd"
 
 
 # The states in which the customer is waiting for the system's decision.

@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, Response, Upl
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from api.deps import CurrentUser, CustomerUser, DispatcherDep, ServicesDep, SessionDep
+from api.deps import ClaimId, CurrentUser, CustomerUser, DispatcherDep, PhotoId, ServicesDep, SessionDep
 from api.errors import error_responses
 from api.routing import AuthorisedRoute
 from api.schemas import AcceptRequest, ClaimAccepted, ClaimView, PhotosAdded
@@ -136,7 +136,7 @@ def create_claim(
     responses=_errors(401, 404, 503),
 )
 async def get_claim(
-    claim_id: str,
+    claim_id: ClaimId,
     request: Request,
     user: CurrentUser,
     session: SessionDep,
@@ -167,7 +167,7 @@ async def get_claim(
     },
 )
 def get_claim_photo(
-    claim_id: str, photo_id: str, user: CurrentUser, session: SessionDep, services: ServicesDep
+    claim_id: ClaimId, photo_id: PhotoId, user: CurrentUser, session: SessionDep, services: ServicesDep
 ) -> Response:
     data, sha256 = claim_service.served_photo(session, services, claim_id, photo_id, user)
     return Response(
@@ -193,7 +193,7 @@ def get_claim_photo(
     },
 )
 def add_claim_photos(
-    claim_id: str,
+    claim_id: ClaimId,
     request: Request,
     user: CustomerUser,
     session: SessionDep,
@@ -240,7 +240,7 @@ def add_claim_photos(
     responses=_errors(401, 403, 404, 409, 422, 503),
 )
 def accept_offer(
-    claim_id: str, body: AcceptRequest, request: Request, user: CustomerUser, session: SessionDep
+    claim_id: ClaimId, body: AcceptRequest, request: Request, user: CustomerUser, session: SessionDep
 ) -> ClaimView:
     return claim_view(request, claim_service.accept_offer(session, claim_id, user, body.option), user)
 
@@ -253,6 +253,6 @@ def accept_offer(
     responses=_errors(401, 403, 404, 409, 503),
 )
 def decline_offer(
-    claim_id: str, request: Request, user: CustomerUser, session: SessionDep, services: ServicesDep
+    claim_id: ClaimId, request: Request, user: CustomerUser, session: SessionDep, services: ServicesDep
 ) -> ClaimView:
     return claim_view(request, claim_service.decline_offer(session, services, claim_id, user), user)

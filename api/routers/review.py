@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import AdjusterUser, ServicesDep, SessionDep
+from api.deps import AdjusterUser, ClaimId, PhotoId, ServicesDep, SessionDep
 from api.errors import error_responses
 from api.routers.claims import ERROR_DESCRIPTIONS
 from api.routing import AuthorisedRoute
@@ -115,7 +115,7 @@ def review_queue(
     responses=error_responses(ERROR_DESCRIPTIONS, 401, 403, 404, 503),
 )
 def review_case(
-    claim_id: str, request: Request, user: AdjusterUser, session: SessionDep, services: ServicesDep
+    claim_id: ClaimId, request: Request, user: AdjusterUser, session: SessionDep, services: ServicesDep
 ) -> CaseView:
     detail = reviewing.case_detail(session, claim_id, utcnow(), services.deadlines, services.policy)
     claim = detail.claim
@@ -199,7 +199,7 @@ def _integrity_view(request: Request, found: reviewing.Integrity | None) -> Inte
     summary="Take the case (or renew your hold) for 15 minutes",
     responses=error_responses(ERROR_DESCRIPTIONS, 401, 403, 404, 409, 503),
 )
-def review_take(claim_id: str, user: AdjusterUser, session: SessionDep) -> TakeResult:
+def review_take(claim_id: ClaimId, user: AdjusterUser, session: SessionDep) -> TakeResult:
     expires: datetime = reviewing.take(session, claim_id, user)
     return TakeResult(
         claim_id=claim_id,
@@ -216,7 +216,7 @@ def review_take(claim_id: str, user: AdjusterUser, session: SessionDep) -> TakeR
     responses=error_responses(ERROR_DESCRIPTIONS, 401, 403, 404, 409, 422, 503),
 )
 def review_decide(
-    claim_id: str,
+    claim_id: ClaimId,
     body: DecisionRequest,
     request: Request,
     user: AdjusterUser,
@@ -244,7 +244,7 @@ def review_decide(
     summary="Add a staff note to the case (never shown to the customer)",
     responses=error_responses(ERROR_DESCRIPTIONS, 401, 403, 404, 422, 503),
 )
-def review_note(claim_id: str, body: NoteRequest, user: AdjusterUser, session: SessionDep) -> NoteView:
+def review_note(claim_id: ClaimId, body: NoteRequest, user: AdjusterUser, session: SessionDep) -> NoteView:
     return _note_view(reviewing.note(session, claim_id, user, body.text))
 
 
@@ -259,7 +259,7 @@ def review_note(claim_id: str, body: NoteRequest, user: AdjusterUser, session: S
     },
 )
 def review_heatmap(
-    claim_id: str, photo_id: str, user: AdjusterUser, session: SessionDep, services: ServicesDep
+    claim_id: ClaimId, photo_id: PhotoId, user: AdjusterUser, session: SessionDep, services: ServicesDep
 ) -> Response:
     data = reviewing.heatmap_png(session, services.store, claim_id, photo_id)
     return Response(

@@ -51,6 +51,10 @@ def photo(data: bytes, name: str = "photo.jpg", content_type: str = "image/jpeg"
     return (name, data, content_type)
 
 
+# A well-formed claim or photo id that names nothing (ids in URLs must be UUIDs, else 422).
+NO_SUCH_ID = "00000000-0000-4000-8000-000000000000"
+
+
 @dataclass
 class ApiHarness:
     client: TestClient

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from api import cli
 from api.security import authenticate, create_user, generate_key, parse_key
 from storage.tables import User, utcnow
-from tests.api.conftest import ApiHarness, assert_error
+from tests.api.conftest import NO_SUCH_ID, ApiHarness, assert_error
 
 
 def test_keys_are_stored_as_prefix_and_sha256_only(api: ApiHarness) -> None:
@@ -113,19 +113,22 @@ def test_cli_disables_enables_and_rotates_keys_and_the_api_follows_at_once(
     assert cli.main(["user", "add", "dora", "--role", "customer"]) == 0
     old = capsys.readouterr().out.strip()
     headers = {"Authorization": f"Bearer {old}"}
-    assert api.client.get("/v1/claims/x", headers=headers).status_code == 404  # authenticated
+    assert api.client.get(f"/v1/claims/{NO_SUCH_ID}", headers=headers).status_code == 404  # authenticated
 
     assert cli.main(["user", "disable", "dora"]) == 0
     assert "disabled" in capsys.readouterr().out
-    assert_error(api.client.get("/v1/claims/x", headers=headers), 401)
+    assert_error(api.client.get(f"/v1/claims/{NO_SUCH_ID}", headers=headers), 401)
     assert cli.main(["user", "enable", "dora"]) == 0
     capsys.readouterr()
-    assert api.client.get("/v1/claims/x", headers=headers).status_code == 404
+    assert api.client.get(f"/v1/claims/{NO_SUCH_ID}", headers=headers).status_code == 404
 
     assert cli.main(["user", "rotate-key", "dora"]) == 0
     new = capsys.readouterr().out.strip()
     assert parse_key(new) is not None and new != old
-    assert_error(api.client.get("/v1/claims/x", headers=headers), 401)  # the old key: at once
-    assert api.client.get("/v1/claims/x", headers={"Authorization": f"Bearer {new}"}).status_code == 404
+    assert_error(api.client.get(f"/v1/claims/{NO_SUCH_ID}", headers=headers), 401)  # the old key: at once
+    assert (
+        api.client.get(f"/v1/claims/{NO_SUCH_ID}", headers={"Authorization": f"Bearer {new}"}).status_code
+        == 404
+    )
     assert cli.main(["user", "disable", "nobody"]) == 1
     assert "no user named 'nobody'" in capsys.readouterr().err

@@ -15,7 +15,16 @@ from sqlalchemy import select, update
 
 from claims.policy import PolicyConfig
 from storage.tables import AuditEvent, Claim, utcnow
-from tests.api.conftest import OFFER_ALL, ApiHarness, MakeApi, assert_error, jpeg_bytes, jpeg_with_gps, photo
+from tests.api.conftest import (
+    NO_SUCH_ID,
+    OFFER_ALL,
+    ApiHarness,
+    MakeApi,
+    assert_error,
+    jpeg_bytes,
+    jpeg_with_gps,
+    photo,
+)
 
 
 def _claim(api: ApiHarness, claim_id: str) -> Claim:
@@ -124,7 +133,8 @@ def test_photos_are_served_without_exif_or_gps(api: ApiHarness, customer) -> Non
 def test_unknown_photo_is_404(api: ApiHarness, customer) -> None:
     r = api.post_claim(customer)
     url = r.json()["url"]
-    assert_error(api.client.get(f"{url}/photos/nope", headers=customer), 404, "not_found")
+    assert_error(api.client.get(f"{url}/photos/{NO_SUCH_ID}", headers=customer), 404, "not_found")
+    assert_error(api.client.get(f"{url}/photos/nope", headers=customer), 422)  # not even an id
 
 
 def test_adjusters_see_any_claim_with_recorded_actors(api: ApiHarness, customer) -> None:

@@ -13,7 +13,7 @@ from api.main import create_app
 from api.security import set_disabled
 from config.settings import Settings
 from storage.tables import User, utcnow
-from tests.api.conftest import ApiHarness, MakeApi, assert_error
+from tests.api.conftest import NO_SUCH_ID, ApiHarness, MakeApi, assert_error
 
 
 def _limited(make_api: MakeApi, **limits: str) -> ApiHarness:
@@ -24,12 +24,12 @@ def test_a_key_over_its_limit_gets_429_with_retry_after(make_api: MakeApi) -> No
     api = _limited(make_api, rate_limit_per_key="5/minute")
     customer, other = api.user("customer"), api.user("customer")
     for _ in range(5):
-        assert api.client.get("/v1/claims/nope", headers=customer).status_code == 404
-    r = api.client.get("/v1/claims/nope", headers=customer)
+        assert api.client.get(f"/v1/claims/{NO_SUCH_ID}", headers=customer).status_code == 404
+    r = api.client.get(f"/v1/claims/{NO_SUCH_ID}", headers=customer)
     error = assert_error(r, 429, "rate_limited")
     assert 1 <= int(r.headers["Retry-After"]) <= 60
     assert error["details"]["rule"] == "per_key"
-    assert api.client.get("/v1/claims/nope", headers=other).status_code == 404  # counted per key
+    assert api.client.get(f"/v1/claims/{NO_SUCH_ID}", headers=other).status_code == 404  # counted per key
 
 
 def test_uploads_have_their_own_stricter_limit_and_a_refused_one_stores_nothing(make_api: MakeApi) -> None:
@@ -42,15 +42,19 @@ def test_uploads_have_their_own_stricter_limit_and_a_refused_one_stores_nothing(
     assert_error(r, 429, "rate_limited")
     assert "Retry-After" in r.headers
     assert api.counts() == before
-    assert api.client.get("/v1/claims/nope", headers=customer).status_code == 404  # reads still allowed
+    assert (
+        api.client.get(f"/v1/claims/{NO_SUCH_ID}", headers=customer).status_code == 404
+    )  # reads still allowed
 
 
 def test_an_address_that_fails_too_often_is_locked_out_even_with_a_good_key(make_api: MakeApi) -> None:
     api = _limited(make_api, rate_limit_auth_failures="3/minute")
     good = api.user("customer")
     bad = {"Authorization": "Bearer cl_00000000_" + "x" * 32}
-    assert [api.client.get("/v1/claims/nope", headers=bad).status_code for _ in range(3)] == [401] * 3
-    r = api.client.get("/v1/claims/nope", headers=good)
+    assert [api.client.get(f"/v1/claims/{NO_SUCH_ID}", headers=bad).status_code for _ in range(3)] == [
+        401
+    ] * 3
+    r = api.client.get(f"/v1/claims/{NO_SUCH_ID}", headers=good)
     assert_error(r, 429, "rate_limited")
     assert int(r.headers["Retry-After"]) >= 1
 
@@ -58,7 +62,9 @@ def test_an_address_that_fails_too_often_is_locked_out_even_with_a_good_key(make
 def test_limits_off_counts_nothing(make_api: MakeApi) -> None:
     api = make_api(rate_limits=False, rate_limit_per_key="1/minute")
     customer = api.user("customer")
-    assert {api.client.get("/v1/claims/nope", headers=customer).status_code for _ in range(5)} == {404}
+    assert {api.client.get(f"/v1/claims/{NO_SUCH_ID}", headers=customer).status_code for _ in range(5)} == {
+        404
+    }
 
 
 def test_the_key_and_role_are_checked_before_the_body_is_read(api: ApiHarness) -> None:
@@ -89,13 +95,13 @@ def test_the_key_and_role_are_checked_before_the_body_is_read(api: ApiHarness) -
 
 def test_a_disabled_key_fails_at_once(api: ApiHarness) -> None:
     customer = api.user("customer")
-    assert api.client.get("/v1/claims/nope", headers=customer).status_code == 404
+    assert api.client.get(f"/v1/claims/{NO_SUCH_ID}", headers=customer).status_code == 404
     with api.services.sessions() as session:
         user = session.get(User, int(customer["X-Test-User-Id"]))
         assert user is not None
         set_disabled(session, user.name, True, utcnow())
         session.commit()
-    assert_error(api.client.get("/v1/claims/nope", headers=customer), 401)
+    assert_error(api.client.get(f"/v1/claims/{NO_SUCH_ID}", headers=customer), 401)
 
 
 def test_every_authorised_route_documents_401_and_429_and_roled_ones_403(api: ApiHarness) -> None:

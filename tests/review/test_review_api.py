@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from claims.deadlines import review_deadlines
 from storage.tables import AuditEvent, Claim, Photo, PhotoLabel, ReviewDecision, utcnow
-from tests.api.conftest import OFFER_ALL, ApiHarness, MakeApi, assert_error, jpeg_bytes, photo
+from tests.api.conftest import NO_SUCH_ID, OFFER_ALL, ApiHarness, MakeApi, assert_error, jpeg_bytes, photo
 from tests.factories import REVIEW_ALL
 
 
@@ -121,7 +121,8 @@ def test_a_claim_in_review_is_queued_with_its_deadlines(api: ApiHarness, custome
     fraction = REVIEW_ALL.grade_fractions[claim.claim_grade]
     assert Decimal(detail["proposed_amount"]) == (fraction * Decimal("150.00")).quantize(Decimal("0.01"))
     assert [e["to_state"] for e in detail["timeline"]] == ["submitted", "assessing", "in_review"]
-    assert_error(api.client.get("/v1/review/no-such-claim", headers=adjuster), 404, "not_found")
+    assert_error(api.client.get(f"/v1/review/{NO_SUCH_ID}", headers=adjuster), 404, "not_found")
+    assert_error(api.client.get("/v1/review/no-such-claim", headers=adjuster), 422)  # not an id
 
 
 def test_a_declined_offer_enters_review_with_deadlines(make_api: MakeApi) -> None:
@@ -481,7 +482,9 @@ def test_notes_are_in_the_case_and_the_audit_log_but_not_for_customers(
         assert_error(
             api.client.post(f"/v1/review/{claim_id}/notes", json={"text": text}, headers=adjuster), 422
         )
-    assert_error(api.client.post("/v1/review/nope/notes", json={"text": "hi"}, headers=adjuster), 404)
+    assert_error(
+        api.client.post(f"/v1/review/{NO_SUCH_ID}/notes", json={"text": "hi"}, headers=adjuster), 404
+    )
 
 
 def test_heatmaps_are_served_to_adjusters(api: ApiHarness, customer, adjuster) -> None:
