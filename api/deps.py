@@ -102,6 +102,9 @@ def require_roles(*roles: str):
 
 
 CustomerUser = Annotated[User, Depends(require_roles("customer"))]
+# Who may read a claim: its customer (their own only: services.claims.load_visible), adjusters and
+# admins; not the carrier's integration, which pushes shipments and reads nothing else.
+ClaimReader = Annotated[User, Depends(require_roles("customer", "adjuster", "admin"))]
 AdjusterUser = Annotated[User, Depends(require_roles("adjuster", "admin"))]
 AdminUser = Annotated[User, Depends(require_roles("admin"))]
 # The carrier's own systems: they push shipment records (and nothing else).

@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, Response, Upl
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from api.deps import ClaimId, CurrentUser, CustomerUser, DispatcherDep, PhotoId, ServicesDep, SessionDep
+from api.deps import ClaimId, ClaimReader, CustomerUser, DispatcherDep, PhotoId, ServicesDep, SessionDep
 from api.errors import error_responses
 from api.routing import AuthorisedRoute
 from api.schemas import AcceptRequest, ClaimAccepted, ClaimView, PhotosAdded
@@ -138,7 +138,7 @@ def create_claim(
 async def get_claim(
     claim_id: ClaimId,
     request: Request,
-    user: CurrentUser,
+    user: ClaimReader,
     session: SessionDep,
     services: ServicesDep,
     wait: Annotated[
@@ -167,7 +167,7 @@ async def get_claim(
     },
 )
 def get_claim_photo(
-    claim_id: ClaimId, photo_id: PhotoId, user: CurrentUser, session: SessionDep, services: ServicesDep
+    claim_id: ClaimId, photo_id: PhotoId, user: ClaimReader, session: SessionDep, services: ServicesDep
 ) -> Response:
     data, sha256 = claim_service.served_photo(session, services, claim_id, photo_id, user)
     return Response(
