@@ -7,7 +7,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.t
 PORT ?= 8000
 CONFIG ?= training/configs/starter.toml
 
-.PHONY: run test bench train train-v1 lint clean chromium blender services
+.PHONY: run test bench chaos train train-v1 lint clean chromium blender services
 
 $(PY):
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -53,6 +53,11 @@ bench: $(VENV)/.dev-installed
 	$(PY) bench/bench_inference.py
 	$(PY) bench/bench_claims.py
 	$(PY) bench/bench_photo_index.py
+
+# Hostile input and sudden death, with a table (bench/chaos.py): 20,000 fuzzed requests on SQLite and
+# on PostgreSQL, hostile photos and the API's peak memory, a worker and an API killed mid-work.
+chaos: $(VENV)/.dev-installed services
+	$(PY) bench/chaos.py
 
 # The bundled model (v2): real by-eye grades, photo gate, certified fast-lane thresholds. Photos of
 # training/data/sources.csv are used when rebuilt under runs/sources (python -m training.sources).

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     max_photos: int = Field(8, ge=1)
     max_photo_bytes: int = Field(15 * 1024 * 1024, ge=1024)
     min_photo_side: int = Field(64, ge=1)
+    # PNG, WebP and HEIC photos are decoded in full: above this many megapixels (read from the header)
+    # they are refused before decoding (40 MP as RGBA is 160 MB; Pillow's own limit is 89 MP). JPEGs
+    # decode at 1/8 scale and keep Pillow's limit.
+    max_photo_megapixels: float = Field(40.0, gt=0, le=89)
     # Served photos: a re-encoded derivative without EXIF (no GPS), at most this many pixels a side.
     derivative_max_side: int = 2048
     # How long an idempotency key is remembered.

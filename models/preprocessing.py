@@ -55,13 +55,17 @@ def _open(source: ImageSource) -> Image.Image:
         raise ImageError(f"not a recognised image (expected {ACCEPTED} content)") from exc
 
 
-def load_image(source: ImageSource, *, min_side: int = INPUT_SIZE) -> Image.Image:
+def load_image(
+    source: ImageSource, *, min_side: int = INPUT_SIZE, max_full_decode_pixels: int = MAX_FULL_DECODE_PIXELS
+) -> Image.Image:
     """Decode a photo to an upright RGB image, at least `min_side` pixels on its shorter side if
     the original is.
 
     - Content decides the format, not the file name: only JPEG, PNG, WebP and HEIC/HEIF
       are accepted.
-    - Decompression bombs are refused before decoding (Pillow's warning is treated as an error).
+    - Decompression bombs are refused before decoding (Pillow's warning is treated as an error), and
+      formats decoded in full above `max_full_decode_pixels` (from the header; the service's
+      `CLAIMLANE_MAX_PHOTO_MEGAPIXELS`).
     - Big JPEGs are decoded in draft mode (DCT scaling), which is 3-4x faster for phone photos and
       loses nothing at the network's input size.
     - EXIF orientation is applied, so a photo taken sideways is graded upright.
@@ -80,10 +84,10 @@ def load_image(source: ImageSource, *, min_side: int = INPUT_SIZE) -> Image.Imag
             raise ImageError("image has no pixels")
         if width * height > MAX_PIXELS:
             raise ImageError(f"image too large: {width}x{height} pixels (limit {MAX_PIXELS})")
-        if img.format not in {"JPEG", "MPO"} and width * height > MAX_FULL_DECODE_PIXELS:
+        if img.format not in {"JPEG", "MPO"} and width * height > max_full_decode_pixels:
             raise ImageError(
                 f"image too large: {width}x{height} pixels; a {img.format} photo may have at most "
-                f"{MAX_FULL_DECODE_PIXELS / 1e6:.0f} megapixels (a JPEG may have more)"
+                f"{max_full_decode_pixels / 1e6:g} megapixels (a JPEG may have more)"
             )
         if img.format in {"JPEG", "MPO"}:
             # Keeps both sides >= min_side (the draft never scales below the requested size).

@@ -318,7 +318,13 @@ def _prepare_photos(
     def prepare(upload: PhotoUpload, digest: str | None) -> PreparedPhoto | ImageError:
         data = _read(upload, settings.max_photo_bytes) or b""
         try:
-            return prepare_photo(data, model_size=size, min_side=settings.min_photo_side, sha256=digest)
+            return prepare_photo(
+                data,
+                model_size=size,
+                min_side=settings.min_photo_side,
+                sha256=digest,
+                max_full_decode_pixels=int(settings.max_photo_megapixels * 1_000_000),
+            )
         except ImageError as exc:
             return exc
 

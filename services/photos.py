@@ -34,7 +34,14 @@ from models.fingerprints import (
     fingerprint,
     looks_like_screenshot,
 )
-from models.preprocessing import ACCEPTED, ImageError, load_image, normalise, resized_pixels
+from models.preprocessing import (
+    ACCEPTED,
+    MAX_FULL_DECODE_PIXELS,
+    ImageError,
+    load_image,
+    normalise,
+    resized_pixels,
+)
 from storage.objects import ObjectNotFound, ObjectStore, ObjectStoreError
 from storage.tables import Photo
 
@@ -222,13 +229,18 @@ class PreparedPhoto:
 
 
 def prepare_photo(
-    data: bytes, *, model_size: int, min_side: int = 1, sha256: str | None = None
+    data: bytes,
+    *,
+    model_size: int,
+    min_side: int = 1,
+    sha256: str | None = None,
+    max_full_decode_pixels: int = MAX_FULL_DECODE_PIXELS,
 ) -> PreparedPhoto:
     """Validate `data` by decoding it once, in draft mode at about `model_size` (a 12 MP JPEG
     decodes at 1/8 scale: 504x378), and derive from that one decode everything the decision needs:
     the model's input, the perceptual hashes, the screenshot check. Stores nothing. Raises
     `ImageError` for anything `load_image` refuses or a photo below `min_side`."""
-    img = load_image(data, min_side=model_size)
+    img = load_image(data, min_side=model_size, max_full_decode_pixels=max_full_decode_pixels)
     try:
         return PreparedPhoto(_describe(data, img, min_side, sha256), resized_pixels(img, model_size), data)
     finally:
