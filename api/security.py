@@ -119,13 +119,17 @@ def authenticate(session: Session, header_value: str | None) -> User | None:
     if prefix is None:
         return None
     digest = hash_key(key)
-    found: User | None = None
-    candidates = user_rows.with_key_prefix(session, prefix)
-    for user in candidates:
-        if hmac.compare_digest(user.key_hash, digest):
-            found = user
-    if not candidates:
-        hmac.compare_digest(_DUMMY_HASH, digest)
-    if found is None or found.disabled_at is not None:
+    found: int | None = None
+    # The same work whether the prefix exists or not: one query returning plain tuples, and one
+    # digest comparison at least (against a dummy when no key has the prefix). The user row is read
+    # only once a key matched, so the time of a wrong key does not tell whether its prefix exists.
+    candidates: list[tuple[int | None, str]] = [*user_rows.key_hashes_with_prefix(session, prefix)]
+    for user_id, key_hash in candidates or [(None, _DUMMY_HASH)]:
+        if hmac.compare_digest(key_hash, digest) and user_id is not None:
+            found = user_id
+    if found is None:
         return None
-    return found
+    user = session.get(User, found)
+    if user is None or user.disabled_at is not None:
+        return None
+    return user

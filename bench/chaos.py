@@ -1,6 +1,6 @@
 """Chaos: the service under hostile input and sudden death, on this machine only, with a table.
 
-    python bench/chaos.py [--fuzz 20000] [--parts fuzz,files,worker,api]      (make chaos)
+    python bench/chaos.py [--fuzz 20000] [--parts fuzz,files,worker,api,timing]      (make chaos)
 
 - fuzz: schema-driven requests (schemathesis strategies from the OpenAPI document) with every
   role's key, against the app on embedded SQLite and on a fresh PostgreSQL database; counts answers
@@ -13,6 +13,7 @@
   worker and the beat started. Goal: 0 claims undecided after 90 s, none decided twice.
 - api: a claim upload whose API process is `kill -9`ed after its Idempotency-Key is taken; the API
   started again; the app's retries with the same key. Goal: a 202 within 30 s, one claim.
+- timing: a wrong key whose prefix exists against one whose prefix does not. Goal: medians within 5%.
 
 Bounded and local: loopback only, temporary folders, a scratch database dropped at the end.
 """
@@ -371,12 +372,64 @@ def api_part(tmp: Path, model: dict[str, str]) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Timing of a wrong key
+
+
+def timing_part(tmp: Path, model: dict[str, str], rounds: int = 1500) -> None:
+    """Median answer time of a wrong key whose prefix exists vs one whose prefix does not
+    (interleaved, in-process): the difference must not tell an attacker which prefixes exist."""
+    import statistics
+
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from api.security import create_user
+    from config.settings import Settings
+    from services.context import build_services
+
+    settings = Settings(
+        data_dir=tmp / "timing", model_path=Path(model["CLAIMLANE_MODEL_PATH"]), rate_limits=False
+    )
+    services = build_services(settings)
+    with services.sessions() as session:
+        _, key = create_user(session, "timing", "customer")
+        session.commit()
+    prefix = key.split("_")[1]
+    known = f"Bearer cl_{prefix}_{'x' * 32}"
+    unknown = f"Bearer cl_{'f' * 8 if prefix != 'f' * 8 else '0' * 8}_{'x' * 32}"
+    times: dict[str, list[float]] = {"known": [], "unknown": []}
+    url = "/v1/claims/00000000-0000-4000-8000-000000000000"
+    try:
+        with TestClient(create_app(services=services)) as client:
+            for i in range(rounds * 2 + 200):
+                which = "known" if i % 2 == 0 else "unknown"
+                started = time.perf_counter()
+                status = client.get(
+                    url, headers={"Authorization": known if which == "known" else unknown}
+                ).status_code
+                elapsed = time.perf_counter() - started
+                assert status == 401
+                if i >= 200:  # warm-up done
+                    times[which].append(elapsed)
+    finally:
+        services.close()
+    a, b = statistics.median(times["known"]) * 1e3, statistics.median(times["unknown"]) * 1e3
+    ratio = a / b
+    row(
+        "timing",
+        f"median answer to a wrong key, prefix known vs unknown ({rounds} each, interleaved)",
+        f"{a:.3f} vs {b:.3f} ms (x{ratio:.3f})",
+        abs(ratio - 1) < 0.05,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fuzz", type=int, default=20000, help="fuzz requests per backend (default 20000)")
-    parser.add_argument("--parts", default="fuzz,files,worker,api")
+    parser.add_argument("--parts", default="fuzz,files,worker,api,timing")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory(prefix="claimlane-chaos-") as name:
@@ -395,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
             worker_part(tmp, model)
         if "api" in parts:
             api_part(tmp, model)
+        if "timing" in parts:
+            timing_part(tmp, model)
     print("\n# Chaos: hostile input and sudden death (this machine, loopback only)\n")
     print("| part | what | figure | goal met |")
     print("|---|---|---|---|")

@@ -19,9 +19,11 @@ def key_prefix_taken(session: Session, prefix: str) -> bool:
     return session.scalar(select(User.id).where(User.key_prefix == prefix)) is not None
 
 
-def with_key_prefix(session: Session, prefix: str) -> list[User]:
-    """Every user whose key has this prefix (the caller compares the key hashes)."""
-    return list(session.scalars(select(User).where(User.key_prefix == prefix)).all())
+def key_hashes_with_prefix(session: Session, prefix: str) -> list[tuple[int, str]]:
+    """(user id, key hash) of every key with this prefix: plain tuples, so a known prefix costs the
+    same as an unknown one (no user object is built until a key matches)."""
+    rows = session.execute(select(User.id, User.key_hash).where(User.key_prefix == prefix)).all()
+    return [(int(uid), str(digest)) for uid, digest in rows]
 
 
 def all_users(session: Session) -> list[User]:

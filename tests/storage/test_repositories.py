@@ -104,7 +104,8 @@ def test_users_by_name_prefix_and_id(sessions: sessionmaker[Session]) -> None:
         assert not user_rows.name_taken(session, "mallory")
         assert user_rows.key_prefix_taken(session, "22222222")
         assert not user_rows.key_prefix_taken(session, "33333333")
-        assert {u.name for u in user_rows.with_key_prefix(session, "11111111")} == {"alice", "bob"}
+        assert {uid for uid, _ in user_rows.key_hashes_with_prefix(session, "11111111")} == {alice.id, bob.id}
+        assert user_rows.key_hashes_with_prefix(session, "33333333") == []
         assert [u.name for u in user_rows.all_users(session)] == ["alice", "bob", "carol"]
         names = user_rows.names_by_id(session, [carol.id, None, alice.id, 9999])
         assert names == {alice.id: "alice", carol.id: "carol"}
