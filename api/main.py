@@ -30,6 +30,7 @@ from api.ratelimit import RateLimiter
 from api.routers import admin, claims, health, review, shipments
 from config.settings import Settings
 from services.context import Services, build_services
+from workers.decisions import DecisionListener
 from workers.dispatch import Dispatcher, make_dispatcher
 from workers.tasks import requeue_stale_claims
 
@@ -183,9 +184,16 @@ def create_app(
             )
             if stranded:
                 logger.info("re-queued %d claims left unassessed by a previous run", len(stranded))
+        listener = None
+        broker = settings.broker_url.get_secret_value()
+        if settings.task_runner == "celery" and broker.startswith(("redis://", "rediss://")):
+            # Workers announce their decisions: requests waiting on them wake at once.
+            listener = DecisionListener(broker, svc.changes).start()
         try:
             yield
         finally:
+            if listener is not None:
+                await run_in_threadpool(listener.close)
             app.state.dispatcher = None
             app.state.services = None
             if dispatcher is None:

@@ -47,7 +47,7 @@ from bench.bench_claims import (  # noqa: E402
     server,
     tail,
 )
-from tests.hostile import hostile_files, peak_rss_mb, server_pid  # noqa: E402
+from tests.hostile import file_at_once, hostile_files, peak_rss_mb, server_pid  # noqa: E402
 
 RSS_BOUND_MB = 500
 ROLES = ("customer", "adjuster", "admin", "integration")
@@ -114,41 +114,13 @@ def files_part(tmp: Path, model: dict[str, str]) -> None:
     from bench.bench_claims import add_user
 
     env = base_env({**model, "CLAIMLANE_DATA_DIR": str(tmp / "files"), "CLAIMLANE_WEB_WORKERS": "1"})
-    carrier = add_user(env, "files-carrier", "integration")
     customer = add_user(env, "files-customer")
     photos = hostile_files()
     with server(env, tmp, "files") as base_url:
         pid = server_pid(base_url)
         start_rss = peak_rss_mb(pid)
-        statuses: dict[str, int] = {}
-
-        def file_one(item: tuple[str, bytes, str]) -> None:
-            tracking = f"CH{uuid.uuid4().hex[:10].upper()}"
-            with httpx.Client(base_url=base_url, timeout=120) as c:
-                c.put(
-                    f"/v1/shipments/{tracking}",
-                    json={
-                        "declared_value": "100.00",
-                        "currency": "CNY",
-                        "status": "delivered",
-                        "delivered_at": "2026-12-01T10:00:00+08:00",
-                    },  # fmt: skip
-                    headers={"Authorization": f"Bearer {carrier}"},
-                )
-                r = c.post(
-                    "/v1/claims",
-                    data={"tracking_number": tracking},
-                    files=[("photos", item)],
-                    headers={"Authorization": f"Bearer {customer}", "Idempotency-Key": uuid.uuid4().hex},
-                )
-                statuses[item[0]] = r.status_code
-
-        for batch in (photos[:4], photos[4:]):
-            threads = [threading.Thread(target=file_one, args=(item,)) for item in batch]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+        statuses = file_at_once(base_url, customer, photos[:4])  # four at once, then the rest
+        statuses |= file_at_once(base_url, customer, photos[4:])
         peak = peak_rss_mb(pid)
     answers = ", ".join(f"{name} {status}" for name, status in statuses.items())
     row(
@@ -271,6 +243,14 @@ def _start(args: list[str], env: dict[str, str], log: Path):
         )  # fmt: skip
 
 
+def _shipment(client: httpx.Client, carrier: str, tracking: str) -> None:
+    """The carrier's record of a delivered parcel insured for 100 CNY (what the claims are checked on)."""
+    body = {"declared_value": "100.00", "currency": "CNY", "status": "delivered",
+            "delivered_at": "2026-12-01T10:00:00+08:00"}  # fmt: skip
+    r = client.put(f"/v1/shipments/{tracking}", json=body, headers={"Authorization": f"Bearer {carrier}"})
+    r.raise_for_status()
+
+
 def _file_many(base_url: str, carrier: str, customer: str, n: int) -> list[str]:
     from bench.phone_photos import phone_jpeg
 
@@ -278,16 +258,7 @@ def _file_many(base_url: str, carrier: str, customer: str, n: int) -> list[str]:
     with httpx.Client(base_url=base_url, timeout=60) as c:
         for i in range(n):
             tracking = f"WK{uuid.uuid4().hex[:10].upper()}"
-            c.put(
-                f"/v1/shipments/{tracking}",
-                json={
-                    "declared_value": "100.00",
-                    "currency": "CNY",
-                    "status": "delivered",
-                    "delivered_at": "2026-12-01T10:00:00+08:00",
-                },  # fmt: skip
-                headers={"Authorization": f"Bearer {carrier}"},
-            )
+            _shipment(c, carrier, tracking)
             r = c.post(
                 "/v1/claims",
                 data={"tracking_number": tracking},
@@ -319,16 +290,7 @@ def api_part(tmp: Path, model: dict[str, str]) -> None:
     with server(env, tmp, "api1") as base_url:
         pid = server_pid(base_url)
         with httpx.Client(base_url=base_url, timeout=60) as c:
-            c.put(
-                f"/v1/shipments/{tracking}",
-                json={
-                    "declared_value": "100.00",
-                    "currency": "CNY",
-                    "status": "delivered",
-                    "delivered_at": "2026-12-01T10:00:00+08:00",
-                },  # fmt: skip
-                headers={"Authorization": f"Bearer {carrier}"},
-            )
+            _shipment(c, carrier, tracking)
 
         def upload() -> None:
             with contextlib.suppress(Exception), httpx.Client(base_url=base_url, timeout=60) as c:

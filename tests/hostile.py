@@ -14,8 +14,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import threading
+import uuid
 from pathlib import Path
 
+import httpx
 import numpy as np
 from PIL import Image
 
@@ -97,3 +100,27 @@ def server_pid(base_url: str) -> int:
                 if target.startswith("socket:[") and target[8:-1] in inodes:
                     return int(entry.name)
     raise RuntimeError(f"no process listens on port {port}")
+
+
+def file_at_once(base_url: str, customer_key: str, photos: list[tuple[str, bytes, str]]) -> dict[str, int]:
+    """File a claim for each photo, all at the same moment (one thread each); the status of each
+    answer by photo name. Each claim names its own parcel and a declared value (no shipment needed:
+    the photo is checked before anything else is)."""
+    statuses: dict[str, int] = {}
+
+    def file_one(item: tuple[str, bytes, str]) -> None:
+        with httpx.Client(base_url=base_url, timeout=120) as client:
+            r = client.post(
+                "/v1/claims",
+                data={"tracking_number": f"HF{uuid.uuid4().hex[:10].upper()}", "declared_value": "50.00"},
+                files=[("photos", item)],
+                headers={"Authorization": f"Bearer {customer_key}", "Idempotency-Key": uuid.uuid4().hex},
+            )
+            statuses[item[0]] = r.status_code
+
+    threads = [threading.Thread(target=file_one, args=(item,)) for item in photos]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses

@@ -22,6 +22,7 @@ from celery import Celery, signals
 
 from config.settings import Settings
 from services.context import Services, build_services
+from workers import decisions
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,10 @@ def get_services() -> Services:
         if _services is None:
             settings: Settings = app.conf.claimlane_settings
             _services = build_services(settings, run_migrations=False)
+            broker = settings.broker_url.get_secret_value()
+            if broker.startswith(("redis://", "rediss://")):
+                # Decisions are announced to the API processes (workers.decisions).
+                _services.changes.publish = decisions.publisher(broker)
             logger.info("worker services ready (database %s)", _services.engine.url.render_as_string())
         return _services
 

@@ -12,9 +12,7 @@ import contextlib
 import socket
 import subprocess
 import sys
-import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import pytest
 from api.security import create_user
 from config.settings import Settings
 from services.context import build_services
-from tests.hostile import hostile_files, peak_rss_mb
+from tests.hostile import file_at_once, hostile_files, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[2]
 RSS_BOUND_MB = 500  # the API process at rest is about 150 MB with the tiny model
@@ -90,25 +88,9 @@ def test_hostile_photos_filed_at_once_stay_within_the_memory_budget(
         session.commit()
     services.close()
     photos = hostile_files()
-    statuses: dict[str, int] = {}
     with _serve(env) as (base_url, proc):
-
-        def file_one(item: tuple[str, bytes, str]) -> None:
-            with httpx.Client(base_url=base_url, timeout=120) as client:
-                r = client.post(
-                    "/v1/claims",
-                    data={"tracking_number": f"MB{uuid.uuid4().hex[:10].upper()}", "declared_value": "50.00"},
-                    files=[("photos", item)],
-                    headers={"Authorization": f"Bearer {customer}", "Idempotency-Key": uuid.uuid4().hex},
-                )
-                statuses[item[0]] = r.status_code
-
-        for batch in (photos[:4], photos[4:]):
-            threads = [threading.Thread(target=file_one, args=(item,)) for item in batch]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+        statuses = file_at_once(base_url, customer, photos[:4])
+        statuses |= file_at_once(base_url, customer, photos[4:])
         peak = peak_rss_mb(proc.pid)
     assert len(statuses) == len(photos)
     assert all(s == 202 or 400 <= s < 500 for s in statuses.values()), statuses
