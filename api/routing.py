@@ -9,7 +9,7 @@ the key's rate limits (429, uploads stricter); only then is the body read. The d
 (`api.deps.get_current_user`) then takes the user this check found, without reading it again.
 
 Every router of the JSON API uses it (`APIRouter(route_class=AuthorisedRoute)`), and each route's
-OpenAPI entry lists the 401/403/429 answers it can give.
+OpenAPI entry lists the 401/403/429 answers it can give (and 413 when it takes a body).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from api.ratelimit import RateLimiter
 
 # Statuses the gate itself can answer, as the OpenAPI document describes them.
 GATE_RESPONSES = {
+    413: "The request body is larger than any valid request could be.",
     422: "Invalid fields; the message names each.",
     401: "Missing or invalid API key.",
     403: "The API key's role may not do this.",
@@ -91,7 +92,9 @@ class AuthorisedRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
         gate = _gate(self.dependant)
         if gate is not None:
-            codes = (401, 429) if not gate.roles else (401, 403, 429)
+            codes = [401, 429] if not gate.roles else [401, 403, 429]
+            if self.body_field is not None:  # api.main's body limit answers before the route runs
+                codes.append(413)
             for code in codes:
                 self.responses.setdefault(code, error_responses(GATE_RESPONSES, code)[code])
 

@@ -6,9 +6,9 @@
   role's key, against the app on embedded SQLite and on a fresh PostgreSQL database; counts answers
   by class. Goal: no 5xx.
 - files: hostile photos filed 4 at once to a real `claimlane serve`: a 9400x9400 PNG (just under
-  Pillow's pixel limit), a 1-bit PNG bomb (40,000 x 40,000), a 12 MP HEIC, a JPEG carrying 14 MB
-  of EXIF/APP segments and one of 64 MB (over the upload limit). Goal: every answer 4xx or 202, the
-  API's peak RSS (VmHWM) under `RSS_BOUND_MB`.
+  Pillow's pixel limit), a 1-bit PNG bomb (40,000 x 40,000), a 12 MP HEIC and a JPEG carrying 64 MB
+  of APP segments; then a JPEG with 14 MB of them (under the upload limit) and a plain one. Goal:
+  every answer 4xx or 202, the API's peak RSS (VmHWM) under `RSS_BOUND_MB`.
 - worker: 50 claims filed in Celery mode, the worker `kill -9`ed while it assesses them, a new
   worker and the beat started. Goal: 0 claims undecided after 90 s, none decided twice.
 - api: a claim upload whose API process is `kill -9`ed after its Idempotency-Key is taken; the API

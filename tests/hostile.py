@@ -5,8 +5,9 @@
   a few hundred KB);
 - a 1-bit PNG bomb: 40,000 x 40,000 (1.6 gigapixels in about 200 KB);
 - a 12 MP HEIC, as an iPhone saves it (decoded in full: no draft mode);
-- a JPEG carrying 14 MB of APP segments (under the 15 MiB upload limit) and one carrying 64 MB;
+- a JPEG carrying 64 MB of APP segments (over the upload limit), and one carrying 14 MB (under it);
 - a plain JPEG, as a control.
+The first four are the hardening issue's "filed at once" set.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ def hostile_files() -> list[tuple[str, bytes, str]]:
         ("near-limit.png", _png(Image.new("RGBA", (9400, 9400))), "image/png"),
         ("bomb-1bit.png", _png(Image.new("1", (40000, 40000))), "image/png"),
         ("phone.heic", _heic_12mp(), "image/heic"),
-        ("exif-14mb.jpg", _with_app_segments(base, 14), "image/jpeg"),
         ("exif-64mb.jpg", _with_app_segments(base, 64, b"\xff\xe2"), "image/jpeg"),
+        ("exif-14mb.jpg", _with_app_segments(base, 14), "image/jpeg"),
         ("plain.jpg", scene_photo(9), "image/jpeg"),
     ]
 

@@ -116,6 +116,8 @@ def test_every_authorised_route_documents_401_and_429_and_roled_ones_403(api: Ap
             if path.startswith("/v1/admin") or method == "post" and path == "/v1/claims":
                 assert "403" in op["responses"], (method, path)
             assert "Retry-After" in op["responses"]["429"]["description"]
+            if "requestBody" in op:
+                assert "413" in op["responses"], (method, path)
     assert checked >= 15
 
 
