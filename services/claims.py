@@ -651,19 +651,25 @@ async def follow_claim(
     another process is seen (SQLite would otherwise keep showing the read transaction's snapshot).
     """
 
-    def reread() -> Claim:
+    def still_assessed() -> bool:
         session.rollback()  # end the last read: its snapshot predates the decision
+        return claim_rows.state_of(session, claim_id) in _BEING_ASSESSED
+
+    def reread() -> Claim:
+        session.rollback()
         return get_claim(session, claim_id, user)
 
     claim = await anyio.to_thread.run_sync(get_claim, session, claim_id, user)
+    if claim.state not in _BEING_ASSESSED or wait_s <= 0:
+        return claim
     deadline = time.monotonic() + wait_s
-    while claim.state in _BEING_ASSESSED:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
+    while (left := deadline - time.monotonic()) > 0:
         await services.changes.wait(claim_id, min(left, RECHECK_S))
-        claim = await anyio.to_thread.run_sync(reread)
-    return claim
+        # Re-reads between wake-ups look at the state alone (one column); the claim is loaded again,
+        # with everything the answer shows, once it has moved on or the wait is over.
+        if not await anyio.to_thread.run_sync(still_assessed):
+            break
+    return await anyio.to_thread.run_sync(reread)
 
 
 def served_photo(

@@ -24,6 +24,11 @@ def get_with_history(session: Session, claim_id: str) -> Claim | None:
     ).scalar_one_or_none()
 
 
+def state_of(session: Session, claim_id: str) -> str | None:
+    """Only the claim's state (one column by primary key): what a waiting request re-reads."""
+    return session.scalar(select(Claim.state).where(Claim.id == claim_id))
+
+
 def photo_shas_in_use(session: Session, shas: Iterable[str]) -> set[str]:
     """Which of these photo contents a committed photo row refers to (content addressing)."""
     wanted = set(shas)
