@@ -186,6 +186,34 @@ class TimelineEntry(_Model):
     reasons: list[str] = Field(default_factory=list)
 
 
+class ClaimSummary(_Model):
+    """One claim in the customer's list: what a row of the app shows, and where to follow it."""
+
+    id: str
+    url: str = Field(
+        description="The claim's full view.", examples=["/v1/claims/0b0e6c1e-3f7b-4c8e-9f1e-2a7d3c9b8f10"]
+    )
+    status: ClaimState
+    status_description: str = Field(description="What the status means, for the customer.")
+    tracking_number: str
+    declared_value: MoneyStr
+    currency: str = Field(examples=["CNY"])
+    created_at: datetime
+    updated_at: datetime
+    expected_decision_at: datetime | None
+    offer_amount: MoneyStr | None = Field(None, description="The amount of an offer waiting for an answer.")
+    payout_amount: MoneyStr | None = Field(None, description="What is paid, once accepted or approved.")
+
+
+class ClaimList(_Model):
+    """The customer's claims, newest first, a page at a time."""
+
+    items: list[ClaimSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page.", examples=[None]
+    )
+
+
 class ClaimView(_Model):
     """Where a claim stands, and why."""
 

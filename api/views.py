@@ -15,6 +15,8 @@ from fastapi import Request
 
 from api.schemas import (
     ApprovedView,
+    ClaimList,
+    ClaimSummary,
     ClaimView,
     DeniedView,
     NeedsPhotosView,
@@ -141,3 +143,32 @@ def claim_view(request: Request, claim: Claim, viewer: User) -> ClaimView:
             if e.action == "transition" and e.to_state
         ],
     )
+
+
+def claim_list(request: Request, claims: list[Claim], next_cursor: str | None) -> ClaimList:
+    items = []
+    for claim in claims:
+        state = ClaimState(claim.state)
+        decision = claim.decision or {}
+        offer = (
+            decision.get("amount")
+            if state is ClaimState.OFFERED and decision.get("kind") == "offer"
+            else None
+        )
+        items.append(
+            ClaimSummary(
+                id=claim.id,
+                url=str(request.app.url_path_for("get_claim", claim_id=claim.id)),
+                status=state,
+                status_description=DESCRIPTIONS[state],
+                tracking_number=claim.tracking_number,
+                declared_value=amount_text(claim.declared_value, claim.currency),
+                currency=claim.currency,
+                created_at=claim.created_at,
+                updated_at=claim.updated_at,
+                expected_decision_at=_expected_decision_at(claim, state),
+                offer_amount=None if offer is None else str(offer),
+                payout_amount=amount_text(claim.payout_amount, claim.currency),
+            )
+        )
+    return ClaimList(items=items, next_cursor=next_cursor)

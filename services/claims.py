@@ -28,6 +28,8 @@ The answer's body is shaped by the caller (`Render`), since it is stored with th
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import io
 import logging
@@ -634,6 +636,43 @@ def get_claim(session: Session, claim_id: str, user: User) -> Claim:
 # What an undecodable byte of a form field becomes (api.main decodes form text with replacement
 # instead of Starlette's silent Latin-1 fallback), so free text can refuse it.
 INVALID_UTF8 = "\ufffd"
+
+
+MAX_PAGE = 100
+
+
+def _cursor(claim: Claim) -> str:
+    raw = f"{claim.created_at.isoformat()}|{claim.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _after(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, claim_id = raw.split("|", 1)
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or len(claim_id) > 64:
+            raise ValueError("not a cursor")
+        return when, claim_id
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise Unprocessable(
+            "cursor is not one this service gave out; start again without it", code="invalid_cursor"
+        ) from None
+
+
+def list_claims(
+    session: Session, user: User, states: list[ClaimState], cursor: str | None, limit: int
+) -> tuple[list[Claim], str | None]:
+    """A page of the customer's own claims, newest first; the cursor of the next page, or None on the
+    last. A cursor is opaque to the client (the created_at and id of the page's last claim), so a
+    claim filed while the customer pages through never shifts or repeats the pages after it."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise Unprocessable(f"limit must be 1 to {MAX_PAGE}, got {limit}", code="validation_error")
+    after = _after(cursor) if cursor else None
+    page = claim_rows.customer_page(session, user.id, [s.value for s in states], after, limit + 1)
+    more = len(page) > limit
+    page = page[:limit]
+    return page, (_cursor(page[-1]) if more and page else None)
 
 
 # The states in which the customer is waiting for the system's decision.

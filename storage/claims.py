@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from claims.lifecycle import ClaimState
@@ -27,6 +27,28 @@ def get_with_history(session: Session, claim_id: str) -> Claim | None:
 def state_of(session: Session, claim_id: str) -> str | None:
     """Only the claim's state (one column by primary key): what a waiting request re-reads."""
     return session.scalar(select(Claim.state).where(Claim.id == claim_id))
+
+
+def customer_page(
+    session: Session,
+    customer_id: int,
+    states: Iterable[str],
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Claim]:
+    """Up to `limit` of a customer's claims, newest first (then by id), strictly after the (created_at,
+    id) key of the previous page's last claim; only `states` when any are given."""
+    statement = select(Claim).where(Claim.customer_id == customer_id)
+    wanted = list(states)
+    if wanted:
+        statement = statement.where(Claim.state.in_(wanted))
+    if after is not None:
+        created, claim_id = after
+        statement = statement.where(
+            or_(Claim.created_at < created, and_(Claim.created_at == created, Claim.id < claim_id))
+        )
+    statement = statement.order_by(Claim.created_at.desc(), Claim.id.desc()).limit(limit)
+    return list(session.scalars(statement))
 
 
 def photo_shas_in_use(session: Session, shas: Iterable[str]) -> set[str]:

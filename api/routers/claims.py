@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 from api.deps import ClaimId, ClaimReader, CustomerUser, DispatcherDep, PhotoId, ServicesDep, SessionDep
 from api.errors import error_responses
 from api.routing import AuthorisedRoute
-from api.schemas import AcceptRequest, ClaimAccepted, ClaimView, PhotosAdded
-from api.views import claim_view
+from api.schemas import AcceptRequest, ClaimAccepted, ClaimList, ClaimView, PhotosAdded
+from api.views import claim_list, claim_view
 from claims.lifecycle import ClaimState
 from services import claims as claim_service
 from services.claims import Accepted, ClaimForm, PhotoUpload
@@ -126,6 +126,29 @@ def create_claim(
         session, services, dispatcher, user, key, form, _uploads(photos), render
     )
     return _accepted_response(result)
+
+
+@router.get(
+    "",
+    response_model=ClaimList,
+    name="list_claims",
+    summary="The customer's claims, newest first",
+    responses=_errors(401, 403, 503),
+)
+def list_claims(
+    request: Request,
+    user: CustomerUser,
+    session: SessionDep,
+    status: Annotated[
+        list[ClaimState] | None, Query(description="Only claims in these states (repeat the parameter).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Claims per page.")] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> ClaimList:
+    claims, next_cursor = claim_service.list_claims(session, user, status or [], cursor, limit)
+    return claim_list(request, claims, next_cursor)
 
 
 @router.get(
