@@ -3,7 +3,8 @@
 locked out until the window moves on: 300 guessed keys in half a second is no longer possible) and
 on console sign-ins. Answered 429 with `Retry-After`.
 
-Counters live in this process's memory by default (each web process counts on its own, so the
+Windows are moving (exact: N requests in any period of the rule's length), not fixed or estimated,
+so a limit means the same at any moment. Counters live in this process's memory by default (each web process counts on its own, so the
 effective limit is the setting times the processes), or in Redis for one count across processes
 (`CLAIMLANE_RATE_LIMIT_STORAGE_URL`). When that storage cannot be reached the request is let through
 and a warning logged: a broken limiter must not take the service down with it.
@@ -18,7 +19,7 @@ from typing import Literal
 
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
-from limits.strategies import SlidingWindowCounterRateLimiter
+from limits.strategies import MovingWindowRateLimiter
 
 from claims.errors import TooManyRequests
 from config.settings import Settings
@@ -42,7 +43,7 @@ class RateLimiter:
         self.rules: dict[Rule, RateLimitItem] = {
             rule: parse(value) for rule, value in values.items() if value
         }
-        self._limiter = SlidingWindowCounterRateLimiter(
+        self._limiter = MovingWindowRateLimiter(
             storage_from_string(settings.rate_limit_storage_url.get_secret_value())
         )
 
