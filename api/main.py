@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import console
 from api.errors import error_response, install_error_handlers
 from api.ratelimit import RateLimiter
-from api.routers import admin, claims, health, review, shipments
+from api.routers import admin, claims, health, payouts, review, shipments
 from config.settings import Settings
 from services.context import Services, build_services
 from workers.decisions import DecisionListener
@@ -226,6 +226,7 @@ def create_app(
     app.mount("/console/static", StaticFiles(directory=console.STATIC_DIR), name="console-static")
     app.include_router(console.router)
     app.include_router(admin.router)  # administrators: the model registry (/v1/admin/models...)
+    app.include_router(payouts.router)  # the finance outbox (/v1/admin/payouts...)
     return app
 
 

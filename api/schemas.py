@@ -566,3 +566,38 @@ class ImportReportView(_Model):
     updated: int
     unchanged: int
     rechecked_claims: list[str]
+
+
+# --------------------------------------------------------------------------------------------------
+# Payouts (the finance outbox)
+
+
+class PayoutView(_Model):
+    """One payout instruction: what finance must pay, to whom (the claim's customer), and whether it has."""
+
+    id: int
+    claim_id: str
+    customer_id: int
+    option: Literal["cash", "reshipment", "store_credit"]
+    amount: MoneyStr | None = Field(description="Exact decimal text; null for a reshipment.")
+    currency: str
+    created_at: datetime
+    paid_at: datetime | None
+    payment_ref: str | None
+
+
+class PayoutPage(_Model):
+    items: list[PayoutView]
+    next_after: int | None = Field(description="Pass as `after` for the next page; null on the last page.")
+
+
+class MarkPaidRequest(_Model):
+    payment_ref: str = Field(
+        min_length=1,
+        max_length=100,
+        description="Finance's reference of the payment (the same one again is a retry).",
+    )
+
+
+class MarkPaidView(PayoutView):
+    changed: bool = Field(description="False when this payment was already recorded with this reference.")

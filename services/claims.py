@@ -54,6 +54,7 @@ from claims.lifecycle import Actor, ClaimState, IllegalTransition
 from claims.money import MoneyError, parse_amount, parse_currency
 from claims.policy import ReasonCode
 from models.preprocessing import INPUT_SIZE, ImageError
+from services import payouts
 from services.context import Services
 from services.dispatch import Dispatcher
 from services.idempotency import Idempotency, LostKey, Replay, Ticket, fingerprint
@@ -791,6 +792,7 @@ def accept_offer(session: Session, claim_id: str, user: User, option: str) -> Cl
             policy_version=claim.policy_version,
             now=now,
         )
+        payouts.instruct(session, claim, now)  # the finance outbox, in this same transaction
 
     claim = _with_retries(session, claim_id, user, accept)
     if expired:

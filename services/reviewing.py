@@ -53,6 +53,7 @@ from claims.lifecycle import Actor, ClaimState
 from claims.money import MoneyError, format_money, parse_amount
 from claims.policy import NUM_GRADES, PolicyConfig, payout_amount
 from models.heatmaps import render_heatmap
+from services import payouts
 from services.claims import load_visible
 from storage import claims as claim_rows
 from storage import photos as photo_rows
@@ -726,6 +727,7 @@ def decide_case(
             policy_version=claim.policy_version,
             now=now,
         )
+        payouts.instruct(session, claim, now)  # the finance outbox, in this same transaction
     elif target is ClaimState.DENIED:
         claim.decision = {"kind": "denied", "reason": text, "explanation": explanation}
     else:

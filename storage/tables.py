@@ -129,6 +129,26 @@ class User(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class PayoutInstruction(Base):
+    """The finance system's outbox: one instruction per claim whose payout was instructed (an accepted
+    offer or an adjuster's approval), written in the same transaction as that state change. The
+    unique claim id makes a second instruction for one claim impossible, whatever retries and races
+    happen. `paid_at`/`payment_ref` are filled once finance confirms the payment."""
+
+    __tablename__ = "payout_instructions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    option: Mapped[str] = mapped_column(String(32))  # cash | reshipment | store_credit
+    amount: Mapped[Decimal | None] = mapped_column(Money(), nullable=True)  # none for a reshipment
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    payment_ref: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    paid_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+
+
 class ConsoleSession(Base):
     """A signed-in review console: the browser holds an opaque token, the server this row (only the
     token's SHA-256, so a database leak is no sign-in), with its expiry, its CSRF token and, once

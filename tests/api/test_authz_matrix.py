@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
-from api.routers import admin, claims, review, shipments
+from api.routers import admin, claims, payouts, review, shipments
 from api.routing import _gate
 from tests.api.conftest import NO_SUCH_ID, ApiHarness, photo
 from tests.factories import scene_photo
 
 ROLES = ("customer", "adjuster", "admin", "integration")
-ROUTES: list[APIRoute] = [r for m in (claims, shipments, review, admin) for r in m.router.routes]  # type: ignore[misc]
+ROUTES: list[APIRoute] = [r for m in (claims, shipments, review, admin, payouts) for r in m.router.routes]  # type: ignore[misc]
 
 
 def _case(route: APIRoute) -> str:
@@ -63,6 +63,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, tiny_onnx_model) -> Any:
         "photo_id": claim["photos"][0]["id"],
         "tracking_number": claim["tracking_number"],
         "version": "no-such-version",
+        "payout_id": "999999",
     }
     yield api, keys, values
     stack.close()

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from claims.deadlines import review_deadlines
-from storage.tables import AuditEvent, Claim, Photo, PhotoLabel, ReviewDecision, utcnow
+from claims.money import amount_text
+from storage.tables import AuditEvent, Claim, PayoutInstruction, Photo, PhotoLabel, ReviewDecision, utcnow
 from tests.api.conftest import NO_SUCH_ID, OFFER_ALL, ApiHarness, MakeApi, assert_error, jpeg_bytes, photo
 from tests.factories import REVIEW_ALL
 
@@ -199,6 +200,13 @@ def test_each_decision_and_what_the_customer_sees(api: ApiHarness, customer, adj
             ("in_review", "approved", "adjuster"),
             ("approved", "payout_instructed", "ClaimLane"),
         ]
+        with api.services.sessions() as session:  # the finance outbox got exactly this payout
+            outbox = session.scalars(
+                select(PayoutInstruction).where(PayoutInstruction.claim_id == claim_id)
+            ).all()
+            assert [(p.option, amount_text(p.amount, p.currency), p.currency) for p in outbox] == [
+                ("cash", paid, "CNY")
+            ]
     elif action == "deny":
         assert view["status"] == "denied"
         assert decision == {

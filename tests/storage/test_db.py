@@ -35,6 +35,7 @@ from tests.backends import free_ports
 
 TABLES = {
     "console_sessions",
+    "payout_instructions",
     "shipments",
     "photo_hashes",
     "users",
@@ -108,7 +109,7 @@ def test_migrate_creates_the_schema(engine: Engine, db_url: str) -> None:
     names = set(inspect(engine).get_table_names())
     assert names == TABLES | {"alembic_version"}
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0007"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0008"
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:
@@ -437,6 +438,16 @@ def test_migration_0007_downgrades_and_upgrades_again(tmp_path: Path) -> None:
         assert "console_sessions" in inspect(engine).get_table_names()
 
     _down_and_up(tmp_path, "0006", down, up)
+
+
+def test_migration_0008_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    def down(engine: Engine) -> None:
+        assert "payout_instructions" not in inspect(engine).get_table_names()
+
+    def up(engine: Engine) -> None:
+        assert "payout_instructions" in inspect(engine).get_table_names()
+
+    _down_and_up(tmp_path, "0007", down, up)
 
 
 def test_optimistic_locking_refuses_a_stale_update(engine: Engine) -> None:
