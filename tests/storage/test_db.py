@@ -440,12 +440,40 @@ def test_migration_0007_downgrades_and_upgrades_again(tmp_path: Path) -> None:
     _down_and_up(tmp_path, "0006", down, up)
 
 
-def test_migration_0008_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+def test_migration_0008_downgrades_and_upgrades_again_with_the_paid_claims_in_its_outbox(
+    tmp_path: Path,
+) -> None:
+    """A claim already in payout_instructed before 0008 gets its instruction when 0008 runs."""
+    claim_id = ""
+
     def down(engine: Engine) -> None:
+        nonlocal claim_id
         assert "payout_instructions" not in inspect(engine).get_table_names()
+        with Session(engine) as session:
+            user = User(name="c", role="customer", key_prefix="00000000", key_hash="0" * 64)
+            session.add(user)
+            session.flush()
+            claim = Claim(
+                customer_id=user.id,
+                tracking_number="SF0008",
+                declared_value=Decimal("80.00"),
+                currency="CNY",
+                state="payout_instructed",
+                accepted_option="cash",
+                payout_amount=Decimal("40.00"),
+            )
+            session.add(claim)
+            session.commit()
+            claim_id = claim.id
 
     def up(engine: Engine) -> None:
-        assert "payout_instructions" in inspect(engine).get_table_names()
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT claim_id, option, amount, currency FROM payout_instructions")
+            ).all()
+        assert [(r[0], r[1], Decimal(str(r[2])), r[3]) for r in rows] == [
+            (claim_id, "cash", Decimal("40"), "CNY")
+        ]
 
     _down_and_up(tmp_path, "0007", down, up)
 
