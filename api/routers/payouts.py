@@ -31,6 +31,9 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return error_responses(_ERRORS, 401, 403, *codes)
 
 
+# Ids are INTEGER columns (32-bit on PostgreSQL): a larger number is a 422, never a driver overflow (500).
+MAX_ID = 2**31 - 1
+
 Status = Annotated[
     Literal["pending", "paid"] | None, Query(description="Only unpaid (`pending`) or `paid` instructions.")
 ]
@@ -49,7 +52,7 @@ def list_payouts(
     user: AdminUser,
     session: SessionDep,
     status: Status = None,
-    after: Annotated[int, Query(ge=0, description="`next_after` of the previous page.")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="`next_after` of the previous page.")] = 0,
     limit: Annotated[int, Query(ge=1, le=payouts.MAX_PAGE)] = 100,
 ) -> PayoutPage:
     rows, next_after = payouts.list_page(session, status, after, limit)
@@ -77,7 +80,10 @@ def export_payouts(user: AdminUser, session: SessionDep, status: Status = None) 
     responses=_errors(404, 409, 503),
 )
 def mark_paid(
-    payout_id: Annotated[int, Path(ge=1)], body: MarkPaidRequest, user: AdminUser, session: SessionDep
+    payout_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    body: MarkPaidRequest,
+    user: AdminUser,
+    session: SessionDep,
 ) -> MarkPaidView:
     row, changed = payouts.mark_paid(session, payout_id, user, body.payment_ref, utcnow())
     return MarkPaidView.model_validate({**_view(row).model_dump(), "changed": changed})

@@ -120,3 +120,13 @@ def test_finance_lists_exports_and_confirms_payouts(api: ApiHarness) -> None:
         == 1
     )
     assert_error(api.client.get("/v1/admin/payouts", headers=customer), 403)
+
+
+@pytest.mark.parametrize("number", [2**31, 2**63, -1])
+def test_ids_beyond_the_database_integer_are_422(api: ApiHarness, number: int) -> None:
+    """Found by the fuzzer: 2**31 overflowed PostgreSQL's INTEGER and answered 500."""
+    admin = api.user("admin")
+    assert_error(api.client.get("/v1/admin/payouts", params={"after": number}, headers=admin), 422)
+    assert_error(
+        api.client.post(f"/v1/admin/payouts/{number}/paid", json={"payment_ref": "X"}, headers=admin), 422
+    )
