@@ -601,3 +601,19 @@ class MarkPaidRequest(_Model):
 
 class MarkPaidView(PayoutView):
     changed: bool = Field(description="False when this payment was already recorded with this reference.")
+
+
+# --------------------------------------------------------------------------------------------------
+# Satisfaction
+
+
+class FeedbackRequest(_Model):
+    rating: int = Field(ge=1, le=5, description="1 (very dissatisfied) to 5 (very satisfied).")
+    comment: str | None = Field(None, max_length=1000, description="What went well or badly, optional.")
+
+
+class FeedbackView(_Model):
+    claim_id: str
+    rating: int
+    comment: str | None
+    created_at: datetime

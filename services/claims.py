@@ -72,8 +72,8 @@ from services.waiting import RECHECK_S
 from storage import claims as claim_rows
 from storage import shipments as shipment_rows
 from storage.review import mark_entered_review
-from storage.tables import Claim, Photo, User, new_id, utcnow
-from storage.transitions import apply_transition
+from storage.tables import Claim, ClaimFeedback, Photo, User, new_id, utcnow
+from storage.transitions import append_note, apply_transition
 
 logger = logging.getLogger(__name__)
 
@@ -674,6 +674,39 @@ def list_claims(
     more = len(page) > limit
     page = page[:limit]
     return page, (_cursor(page[-1]) if more and page else None)
+
+
+# A claim the customer may rate: paid (or reshipped: also payout_instructed) or decided by a person.
+_RATEABLE = frozenset({ClaimState.PAYOUT_INSTRUCTED, ClaimState.DENIED})
+MAX_COMMENT = 1000
+
+
+def give_feedback(
+    session: Session, claim_id: str, user: User, rating: int, comment: str | None
+) -> ClaimFeedback:
+    """The customer's rating of a closed claim, once (a second is refused: 409); recorded in the
+    claim's audit log too."""
+    claim = load_visible(session, claim_id, user)
+    if ClaimState(claim.state) not in _RATEABLE:
+        raise Conflict("a claim can be rated once it is paid, reshipped or decided", code="feedback_not_yet")
+    text = (comment or "").strip() or None
+    if text is not None and (
+        len(text) > MAX_COMMENT or any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text)
+    ):
+        raise Unprocessable(
+            f"comment must be at most {MAX_COMMENT} characters, without control characters",
+            code="validation_error",
+        )
+    now = utcnow()
+    row = ClaimFeedback(claim_id=claim.id, rating=rating, comment=text, created_at=now)
+    session.add(row)
+    append_note(session, claim, Actor.CUSTOMER, user.id, "feedback", {"rating": rating}, now=now)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("this claim has been rated already", code="feedback_already_given") from None
+    return row
 
 
 # The states in which the customer is waiting for the system's decision.

@@ -149,6 +149,18 @@ class PayoutInstruction(Base):
     paid_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
 
 
+class ClaimFeedback(Base):
+    """The customer's rating (1-5) of how their claim was handled, given once after it was closed."""
+
+    __tablename__ = "claim_feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    claim_id: Mapped[str] = mapped_column(ForeignKey("claims.id"), unique=True)
+    rating: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
 class ConsoleSession(Base):
     """A signed-in review console: the browser holds an opaque token, the server this row (only the
     token's SHA-256, so a database leak is no sign-in), with its expiry, its CSRF token and, once

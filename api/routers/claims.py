@@ -16,7 +16,15 @@ from fastapi.responses import JSONResponse
 from api.deps import ClaimId, ClaimReader, CustomerUser, DispatcherDep, PhotoId, ServicesDep, SessionDep
 from api.errors import error_responses
 from api.routing import AuthorisedRoute
-from api.schemas import AcceptRequest, ClaimAccepted, ClaimList, ClaimView, PhotosAdded
+from api.schemas import (
+    AcceptRequest,
+    ClaimAccepted,
+    ClaimList,
+    ClaimView,
+    FeedbackRequest,
+    FeedbackView,
+    PhotosAdded,
+)
 from api.views import claim_list, claim_view
 from claims.lifecycle import ClaimState
 from services import claims as claim_service
@@ -279,3 +287,20 @@ def decline_offer(
     claim_id: ClaimId, request: Request, user: CustomerUser, session: SessionDep, services: ServicesDep
 ) -> ClaimView:
     return claim_view(request, claim_service.decline_offer(session, services, claim_id, user), user)
+
+
+@router.post(
+    "/{claim_id}/feedback",
+    status_code=201,
+    response_model=FeedbackView,
+    name="give_feedback",
+    summary="Rate how the claim was handled (once, after it is paid, reshipped or decided)",
+    responses=_errors(401, 403, 404, 409, 422, 503),
+)
+def give_feedback(
+    claim_id: ClaimId, body: FeedbackRequest, user: CustomerUser, session: SessionDep
+) -> FeedbackView:
+    row = claim_service.give_feedback(session, claim_id, user, body.rating, body.comment)
+    return FeedbackView(
+        claim_id=row.claim_id, rating=row.rating, comment=row.comment, created_at=row.created_at
+    )

@@ -34,6 +34,7 @@ from storage.tables import AuditEvent, Base, Claim, ModelEvent, ShadowPrediction
 from tests.backends import free_ports
 
 TABLES = {
+    "claim_feedback",
     "console_sessions",
     "payout_instructions",
     "shipments",
@@ -109,7 +110,7 @@ def test_migrate_creates_the_schema(engine: Engine, db_url: str) -> None:
     names = set(inspect(engine).get_table_names())
     assert names == TABLES | {"alembic_version"}
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0008"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0009"
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:
@@ -476,6 +477,16 @@ def test_migration_0008_downgrades_and_upgrades_again_with_the_paid_claims_in_it
         ]
 
     _down_and_up(tmp_path, "0007", down, up)
+
+
+def test_migration_0009_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    def down(engine: Engine) -> None:
+        assert "claim_feedback" not in inspect(engine).get_table_names()
+
+    def up(engine: Engine) -> None:
+        assert "claim_feedback" in inspect(engine).get_table_names()
+
+    _down_and_up(tmp_path, "0008", down, up)
 
 
 def test_optimistic_locking_refuses_a_stale_update(engine: Engine) -> None:
