@@ -53,6 +53,7 @@ from claims.integrity import ShipmentFacts, payout_basis
 from claims.lifecycle import Actor, ClaimState, IllegalTransition
 from claims.money import MoneyError, parse_amount, parse_currency
 from claims.policy import ReasonCode
+from claims.text import has_control_characters
 from models.preprocessing import INPUT_SIZE, ImageError
 from services import payouts
 from services.context import Services
@@ -237,7 +238,7 @@ def _check_fields(form: ClaimForm) -> _Fields:
             errors.append(
                 _field_error("description", f"must be at most {MAX_DESCRIPTION} characters, got {len(text)}")
             )
-        elif any(ord(ch) < 32 and ch not in "\t\n\r" for ch in text) or "\x7f" in text:
+        elif has_control_characters(text):
             errors.append(_field_error("description", "must not contain control characters"))
         elif INVALID_UTF8 in text:
             errors.append(
@@ -690,9 +691,7 @@ def give_feedback(
     if ClaimState(claim.state) not in _RATEABLE:
         raise Conflict("a claim can be rated once it is paid, reshipped or decided", code="feedback_not_yet")
     text = (comment or "").strip() or None
-    if text is not None and (
-        len(text) > MAX_COMMENT or any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text)
-    ):
+    if text is not None and (len(text) > MAX_COMMENT or has_control_characters(text)):
         raise Unprocessable(
             f"comment must be at most {MAX_COMMENT} characters, without control characters",
             code="validation_error",

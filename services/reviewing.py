@@ -52,6 +52,7 @@ from claims.errors import Conflict, NotFound, Unprocessable
 from claims.lifecycle import Actor, ClaimState
 from claims.money import MoneyError, format_money, parse_amount
 from claims.policy import NUM_GRADES, PolicyConfig, payout_amount
+from claims.text import has_control_characters
 from models.heatmaps import render_heatmap
 from services import payouts
 from services.claims import load_visible
@@ -552,7 +553,7 @@ def _check_reason(
         return None
     if len(text) > MAX_REASON:
         errors.append(_field("reason", f"must be at most {MAX_REASON} characters, got {len(text)}"))
-    elif any(ord(ch) < 32 and ch not in "\t\n\r" for ch in text) or "\x7f" in text:
+    elif has_control_characters(text):
         errors.append(_field("reason", "must not contain control characters"))
     return text
 

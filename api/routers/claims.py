@@ -150,7 +150,7 @@ def list_claims(
     status: Annotated[
         list[ClaimState] | None, Query(description="Only claims in these states (repeat the parameter).")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=100, description="Claims per page.")] = 20,
+    limit: Annotated[int, Query(ge=1, le=claim_service.MAX_PAGE, description="Claims per page.")] = 20,
     cursor: Annotated[
         str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
     ] = None,
