@@ -14,6 +14,7 @@ OpenAPI entry lists the 401/403/429 answers it can give (and 413 when it takes a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -90,7 +91,7 @@ class AuthorisedRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
-        gate = _gate(self.dependant)
+        gate = self.gate
         if gate is not None:
             codes = [401, 429] if not gate.roles else [401, 403, 429]
             if self.body_field is not None:  # api.main's body limit answers before the route runs
@@ -98,9 +99,14 @@ class AuthorisedRoute(APIRoute):
             for code in codes:
                 self.responses.setdefault(code, error_responses(GATE_RESPONSES, code)[code])
 
+    @functools.cached_property
+    def gate(self) -> Gate | None:
+        """What this route's dependencies demand, read once from them."""
+        return _gate(self.dependant)
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        gate = _gate(self.dependant)
+        gate = self.gate
         if gate is None:
             return handler
 
