@@ -26,6 +26,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from config.runtime import use_metrics_folder
 from config.settings import Settings
 
 
@@ -128,12 +129,15 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from storage.db import migrate
-
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    use_metrics_folder(settings.data_dir / "metrics")  # before anything imports prometheus-client
+
+    import uvicorn
+
+    from config import logs
+    from storage.db import migrate
+
     migrate(settings.resolved_database_url())  # once, before the workers start (each re-checks: a no-op)
     uvicorn.run(
         "api.main:create_app",
@@ -141,6 +145,8 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port if args.port is not None else settings.port,
         log_level=args.log_level,
+        log_config=logs.config(settings.log_format, args.log_level.upper()),
+        access_log=False,  # claimlane.access writes one line per request (api.observability)
         proxy_headers=True,
         workers=args.workers if args.workers is not None else settings.web_workers,
     )
@@ -405,7 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = user.add_parser("add", help="create a user and print its API key (shown once)")
     add.add_argument("name")
-    add.add_argument("--role", required=True, choices=["customer", "adjuster", "admin", "integration"])
+    add.add_argument(
+        "--role", required=True, choices=["customer", "adjuster", "admin", "integration", "lead"]
+    )
     add.set_defaults(func=_user_add)
     user.add_parser("list", help="list users (no keys)").set_defaults(func=_user_list)
     for action, text in (

@@ -107,8 +107,10 @@ CustomerUser = Annotated[User, Depends(require_roles("customer"))]
 ClaimReader = Annotated[User, Depends(require_roles("customer", "adjuster", "admin"))]
 AdjusterUser = Annotated[User, Depends(require_roles("adjuster", "admin"))]
 AdminUser = Annotated[User, Depends(require_roles("admin"))]
-# The carrier's own systems: they push shipment records (and nothing else).
+# The carrier's own systems: they push shipment records and register webhooks (and nothing else).
 IntegrationUser = Annotated[User, Depends(require_roles("integration", "admin"))]
+# Team leads run the claims team: the operations page and the metrics (admins may too).
+LeadUser = Annotated[User, Depends(require_roles("lead", "admin"))]
 
 
 # Ids in URLs are the UUIDs the service hands out (lowercase, with hyphens): anything else is a 422

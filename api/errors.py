@@ -56,6 +56,7 @@ from claims.errors import (
 )
 from claims.lifecycle import IllegalTransition
 from claims.money import MoneyError
+from config.logs import request_id_var
 from models.preprocessing import ImageError
 
 logger = logging.getLogger("claimlane.api")
@@ -140,6 +141,7 @@ class RequestIdMiddleware:
                 break
         request_id = incoming if incoming and _SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)  # every log line of this request carries it (config.logs)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -156,7 +158,10 @@ class RequestIdMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
 
 
 # --------------------------------------------------------------------------------------------------

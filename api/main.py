@@ -26,10 +26,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import console
 from api.errors import error_response, install_error_handlers
+from api.observability import RequestMetricsMiddleware
 from api.ratelimit import RateLimiter
-from api.routers import admin, claims, health, payouts, review, shipments
+from api.routers import admin, claims, health, metrics, payouts, review, shipments, webhooks
 from config.settings import Settings
 from services.context import Services, build_services
+from services.webhooks import Deliverer
 from workers.decisions import DecisionListener
 from workers.dispatch import Dispatcher, make_dispatcher
 from workers.tasks import requeue_stale_claims
@@ -184,6 +186,9 @@ def create_app(
             )
             if stranded:
                 logger.info("re-queued %d claims left unassessed by a previous run", len(stranded))
+        deliverer = None
+        if settings.task_runner == "inprocess" and settings.webhook_poll_s > 0:
+            deliverer = Deliverer(svc.sessions, settings.webhook_poll_s, settings.webhook_retry_scale).start()
         listener = None
         broker = settings.broker_url.get_secret_value()
         if settings.task_runner == "celery" and broker.startswith(("redis://", "rediss://")):
@@ -194,6 +199,8 @@ def create_app(
         finally:
             if listener is not None:
                 await run_in_threadpool(listener.close)
+            if deliverer is not None:
+                await run_in_threadpool(deliverer.close)
             app.state.dispatcher = None
             app.state.services = None
             if dispatcher is None:
@@ -216,9 +223,11 @@ def create_app(
     app.state.dispatcher = None
     app.add_middleware(BodySizeLimitMiddleware, settings=settings)
     app.add_middleware(UrlTextMiddleware)
+    app.add_middleware(RequestMetricsMiddleware)  # inside the request id: its log line carries it
     install_error_handlers(app)  # adds the request-id middleware outermost
 
     app.include_router(health.router)
+    app.include_router(metrics.router)  # GET /metrics (Prometheus)
     app.include_router(claims.router)
     app.include_router(shipments.router)  # the carrier's integration (/v1/shipments...)
     app.include_router(review.router)  # the adjusters' JSON API (/v1/review/...)
@@ -227,6 +236,7 @@ def create_app(
     app.include_router(console.router)
     app.include_router(admin.router)  # administrators: the model registry (/v1/admin/models...)
     app.include_router(payouts.router)  # the finance outbox (/v1/admin/payouts...)
+    app.include_router(webhooks.router)  # status events for integrations (/v1/webhooks...)
     return app
 
 

@@ -617,3 +617,61 @@ class FeedbackView(_Model):
     rating: int
     comment: str | None
     created_at: datetime
+
+
+# --------------------------------------------------------------------------------------------------
+# Webhooks
+
+
+class WebhookRequest(_Model):
+    url: str = Field(
+        max_length=2000,
+        description="Where events are POSTed: an absolute https URL (http is allowed in development).",
+        examples=["https://app.example.com/claimlane/events"],
+    )
+    description: str | None = Field(None, max_length=200)
+
+
+class WebhookView(_Model):
+    id: str
+    url: str
+    description: str | None
+    created_at: datetime
+
+
+class WebhookCreated(WebhookView):
+    secret: str = Field(
+        description="The signing secret (`whsec_...`, Standard Webhooks): shown only now, keep it safe."
+    )
+
+
+class WebhookList(_Model):
+    items: list[WebhookView]
+
+
+class WebhookAttemptView(_Model):
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class WebhookMessageView(_Model):
+    id: str = Field(description="The `webhook-id` the receiver saw.")
+    endpoint_id: str
+    event_type: str
+    claim_id: str
+    status: str
+    created_at: datetime
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: datetime | None = Field(description="When the next attempt is due (pending only).")
+    delivered_at: datetime | None
+    last_error: str | None
+    log: list[WebhookAttemptView]
+
+
+class WebhookMessageList(_Model):
+    items: list[WebhookMessageView] = Field(
+        description="Newest first, at most `limit`; narrow with the filters."
+    )

@@ -22,7 +22,7 @@ from services import console_sessions
 from storage import users as user_rows
 from storage.tables import User, utcnow
 
-ROLES = ("customer", "adjuster", "admin", "integration")
+ROLES = ("customer", "adjuster", "admin", "integration", "lead")
 KEY_PREFIX = "cl"
 _KEY_RE = re.compile(r"cl_(?P<prefix>[0-9a-f]{8})_(?P<secret>[A-Za-z0-9_-]{32})", re.ASCII)
 _MAX_NAME = 120

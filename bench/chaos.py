@@ -50,7 +50,7 @@ from bench.bench_claims import (  # noqa: E402
 from tests.hostile import file_at_once, hostile_files, peak_rss_mb, server_pid  # noqa: E402
 
 RSS_BOUND_MB = 500
-ROLES = ("customer", "adjuster", "admin", "integration")
+ROLES = ("customer", "adjuster", "admin", "integration", "lead")
 ROWS: list[tuple[str, str, str, str]] = []  # (part, what, figure, goal met)
 
 

@@ -108,6 +108,19 @@ class Settings(BaseSettings):
     # The interactive API pages (/docs, /redoc) load Swagger UI and ReDoc from a public CDN, so they
     # are served in development only unless this says otherwise; /openapi.json is always served.
     api_docs: bool | None = None
+    # GET /metrics: readable with this bearer token (give it to Prometheus), or with an admin's or a
+    # lead's API key. Empty: API keys only.
+    metrics_token: SecretStr = SecretStr("")
+    # Logs: "json" (one JSON object per line, with the request id) or "text" (for a terminal).
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Webhooks: how often the embedded deliverer looks for due messages (0: it does not run; Celery
+    # deployments deliver from the beat task), and a factor on the retry schedule (tests shorten it).
+    webhook_poll_s: float = Field(1.0, ge=0)
+    webhook_retry_scale: float = Field(1.0, gt=0, le=1)
+    # Celery workers: serve their own /metrics on this port (0: none). Needs PROMETHEUS_MULTIPROC_DIR
+    # set to an empty folder when the worker starts (compose.yaml gives each worker a tmpfs).
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
 
     @property
     def serves_api_docs(self) -> bool:

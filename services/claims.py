@@ -54,6 +54,7 @@ from claims.lifecycle import Actor, ClaimState, IllegalTransition
 from claims.money import MoneyError, parse_amount, parse_currency
 from claims.policy import ReasonCode
 from claims.text import has_control_characters
+from config import metrics
 from models.preprocessing import INPUT_SIZE, ImageError
 from services import payouts
 from services.context import Services
@@ -71,6 +72,7 @@ from services.photos import (
 )
 from services.waiting import RECHECK_S
 from storage import claims as claim_rows
+from storage import metering
 from storage import shipments as shipment_rows
 from storage.review import mark_entered_review
 from storage.tables import Claim, ClaimFeedback, Photo, User, new_id, utcnow
@@ -321,14 +323,17 @@ def _prepare_photos(
 
     def prepare(upload: PhotoUpload, digest: str | None) -> PreparedPhoto | ImageError:
         data = _read(upload, settings.max_photo_bytes) or b""
+        metrics.PHOTOS_RECEIVED.inc()
+        metrics.PHOTO_BYTES.inc(len(data))
         try:
-            return prepare_photo(
-                data,
-                model_size=size,
-                min_side=settings.min_photo_side,
-                sha256=digest,
-                max_full_decode_pixels=int(settings.max_photo_megapixels * 1_000_000),
-            )
+            with metrics.STAGE_SECONDS.labels("decode").time():
+                return prepare_photo(
+                    data,
+                    model_size=size,
+                    min_side=settings.min_photo_side,
+                    sha256=digest,
+                    max_full_decode_pixels=int(settings.max_photo_megapixels * 1_000_000),
+                )
         except ImageError as exc:
             return exc
 
@@ -700,6 +705,7 @@ def give_feedback(
     row = ClaimFeedback(claim_id=claim.id, rating=rating, comment=text, created_at=now)
     session.add(row)
     append_note(session, claim, Actor.CUSTOMER, user.id, "feedback", {"rating": rating}, now=now)
+    metering.on_commit(session, metering.feedback_effect(rating))
     try:
         session.commit()
     except IntegrityError:

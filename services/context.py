@@ -43,12 +43,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from claims.deadlines import DeadlineConfig, parse_deadlines
 from claims.policy import PolicyConfig, parse_policy
+from config import metrics
 from config.settings import Settings
 from models.inference import DamageModel, ModelError, default_model_path, load_model
 from services.photos import InputCache
 from services.waiting import ClaimChanges
 from storage.db import make_engine, make_sessionmaker, migrate
-from storage.objects import LocalObjectStore, ObjectStore, ObjectStoreUnavailable, S3ObjectStore
+from storage.objects import LocalObjectStore, MeteredStore, ObjectStore, ObjectStoreUnavailable, S3ObjectStore
 
 if TYPE_CHECKING:
     from models.registry import Registry
@@ -145,6 +146,7 @@ class Services:
                 with self._model_lock:
                     if self._model is None:
                         self._model = load_model(self.settings.model_path)
+                        metrics.set_model_serving(self._model.version)
                     model = self._model
             return model
         loaded = self._serve(self._slots[CHAMPION], required=True)
@@ -271,6 +273,8 @@ class Services:
             return
         slot.failed = None
         slot.current = _Loaded(version, model)  # the swap: one reference, atomic
+        if slot.alias == CHAMPION:
+            metrics.set_model_serving(version)
         if current is None:
             logger.info("serving %s model %s (%s)", slot.alias, version, model.path)
         else:
@@ -304,6 +308,11 @@ def _name(slot: _AliasSlot) -> str:
 
 
 def make_store(settings: Settings) -> ObjectStore:
+    """The configured object store, its failures counted (`storage.objects.MeteredStore`)."""
+    return MeteredStore(_make_store(settings))
+
+
+def _make_store(settings: Settings) -> ObjectStore:
     if settings.object_store == "s3":
         return S3ObjectStore(
             endpoint=settings.s3_endpoint,

@@ -57,6 +57,7 @@ from models.heatmaps import render_heatmap
 from services import payouts
 from services.claims import load_visible
 from storage import claims as claim_rows
+from storage import metering
 from storage import photos as photo_rows
 from storage import review as review_rows
 from storage import users as user_rows
@@ -500,6 +501,8 @@ def take_case(session: Session, claim_id: str, adjuster: User, now: datetime) ->
             details={"lease_holder": holder, "lease_expires_at": until.isoformat()},
         )
     claim = _load(session, claim_id)
+    if before is not None and before[0] is None:  # nobody has held it since it (re-)entered review
+        metering.on_commit(session, metering.first_response_effect(claim.first_response_due_at, now))
     append_note(
         session,
         claim,

@@ -24,6 +24,9 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool, StaticPool
 
+from config import metrics
+from storage import metering
+
 __all__ = [
     "MIGRATIONS_DIR",
     "DatabaseUnavailable",
@@ -57,6 +60,27 @@ def normalize_url(url: str | URL) -> URL:
 
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """An Engine for `url`, configured for this service. Extra kwargs go to `create_engine`."""
+    engine = _make_engine(url, **kwargs)
+    event.listen(engine, "handle_error", _count_error)
+    return engine
+
+
+def _count_error(context: Any) -> None:
+    """Every failed statement counts in `claimlane_database_errors_total`, by kind: `integrity` (a
+    constraint refused a write: often a lost race the service answers with 409), `unavailable`
+    (connection lost, database down), `other`."""
+    if isinstance(context.original_exception, sa_exc.IntegrityError) or isinstance(
+        context.sqlalchemy_exception, sa_exc.IntegrityError
+    ):
+        kind = "integrity"
+    elif context.is_disconnect or isinstance(context.sqlalchemy_exception, sa_exc.OperationalError):
+        kind = "unavailable"
+    else:
+        kind = "other"
+    metrics.DATABASE_ERRORS.labels(kind).inc()
+
+
+def _make_engine(url: str | URL, **kwargs: Any) -> Engine:
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -89,7 +113,11 @@ def _sqlite_on_connect(dbapi_connection, connection_record) -> None:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    """Sessions of the service: objects stay readable after commit; business counters move when a
+    transaction commits (`storage.metering`)."""
+    maker = sessionmaker(bind=engine, expire_on_commit=False)
+    metering.install(maker)
+    return maker
 
 
 def alembic_config(url: str | URL | None = None):

@@ -22,8 +22,13 @@ import io
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+from config import metrics
+
+_T = TypeVar("_T")
 
 __all__ = [
     "InvalidObjectKey",
@@ -402,3 +407,41 @@ def _map_exception(exc: BaseException, what: str) -> ObjectStoreError | None:
         reason = getattr(exc, "reason", None) or exc
         return ObjectStoreUnavailable(f"S3 server unreachable on {what}: {reason}")
     return None
+
+
+class MeteredStore:
+    """Any `ObjectStore`, with its failures counted in `claimlane_object_store_errors_total` by
+    operation (a missing object or a malformed key is an answer, not a failure, and is not counted)."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner = inner
+
+    def __repr__(self) -> str:
+        return f"MeteredStore({self.inner!r})"
+
+    def _call(self, operation: str, fn: Callable[..., _T], *args: Any) -> _T:
+        try:
+            return fn(*args)
+        except (ObjectNotFound, InvalidObjectKey):
+            raise
+        except Exception:
+            metrics.OBJECT_STORE_ERRORS.labels(operation).inc()
+            raise
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self._call("put", self.inner.put, key, data, content_type)
+
+    def get(self, key: str) -> bytes:
+        return self._call("get", self.inner.get, key)
+
+    def exists(self, key: str) -> bool:
+        return self._call("exists", self.inner.exists, key)
+
+    def delete(self, key: str) -> None:
+        self._call("delete", self.inner.delete, key)
+
+    def ping(self) -> None:
+        self._call("ping", self.inner.ping)
+
+    def list(self, prefix: str = "") -> list[str]:
+        return self._call("list", self.inner.list, prefix)

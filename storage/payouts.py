@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from storage import metering
 from storage.tables import PayoutInstruction
 
 
@@ -32,6 +33,7 @@ def add(
         created_at=now,
     )
     session.add(row)
+    metering.on_commit(session, metering.payout_effect(currency, option, amount))
     return row
 
 

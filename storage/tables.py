@@ -122,7 +122,7 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
-    role: Mapped[str] = mapped_column(String(16))  # customer | adjuster | admin | integration
+    role: Mapped[str] = mapped_column(String(16))  # customer | adjuster | admin | integration | lead
     key_prefix: Mapped[str] = mapped_column(String(16), index=True)  # lookup without scanning
     key_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the whole key
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -159,6 +159,57 @@ class ClaimFeedback(Base):
     rating: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class WebhookEndpoint(Base):
+    """A URL an integration registered to hear of every claim's status changes, with the secret its
+    deliveries are signed with (kept readable: signing needs it; shown to the owner once)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class WebhookMessage(Base):
+    """The webhook outbox: one message per status change per endpoint, written in the transaction of
+    the change (so a change is never announced unless it committed, nor committed unannounced), then
+    delivered at least once by `services.webhooks`; its id is the `webhook-id` receivers dedupe on."""
+
+    __tablename__ = "webhook_messages"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
+    audit_event_id: Mapped[int] = mapped_column(ForeignKey("audit_events.id"), index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    event: Mapped[AuditEvent] = relationship()
+
+    __table_args__ = (Index("ix_webhook_messages_due", "state", "next_attempt_at"),)
+
+
+class WebhookAttempt(Base):
+    """One try at delivering a message: the delivery log admins read."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("webhook_messages.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ConsoleSession(Base):

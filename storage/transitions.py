@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from claims.lifecycle import Actor, ClaimState, transition
+from storage import metering
+from storage import webhooks as webhook_rows
 from storage.tables import AuditEvent, Claim, utcnow
 
 
@@ -56,6 +58,19 @@ def apply_transition(
         detail=detail or {},
     )
     session.add(event)
+    webhook_rows.enqueue_status_change(session, event, now)  # the outbox, in this same transaction
+    for effect in metering.transition_effects(
+        current=current,
+        target=target,
+        actor=actor,
+        reasons=event.reason_codes,
+        detail=event.detail,
+        model_version=model_version,
+        currency=claim.currency,
+        decision_due_at=claim.decision_due_at,
+        now=now,
+    ):
+        metering.on_commit(session, effect)
     return event
 
 

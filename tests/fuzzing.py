@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-ROLES = ("customer", "adjuster", "admin", "integration")
+ROLES = ("customer", "adjuster", "admin", "integration", "lead")
 
 
 def role_keys(services: Any) -> dict[str, str]:

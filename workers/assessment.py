@@ -73,6 +73,7 @@ from claims.policy import (
     decide,
     describe,
 )
+from config import metrics
 from models.inference import DamageModel, ModelError
 from models.preprocessing import ImageError, preprocess
 from services.context import Services
@@ -138,7 +139,8 @@ def assess_claim(services: Services, claim_id: str) -> Outcome:
     if isinstance(started, str):
         return started
     result = _evaluate(services, started)
-    outcome = _record(services, claim_id, result)
+    with metrics.STAGE_SECONDS.labels("policy").time():
+        outcome = _record(services, claim_id, result)
     if outcome == "assessed":
         services.changes.notify(claim_id)  # a customer waiting on GET ?wait= hears it now
     if outcome == "assessed" and result.shadow is not None:
@@ -234,7 +236,8 @@ def _grade(services: Services, snap: _Snapshot) -> _Result:
             problems.append(f"photo {photo.id}: original {photo.original_key!r} is missing")
             continue
         try:
-            arrays.append(preprocess(data, model.input_size))
+            with metrics.STAGE_SECONDS.labels("decode").time():
+                arrays.append(preprocess(data, model.input_size))
         except ImageError as exc:
             problems.append(f"photo {photo.id}: {exc}")
     if problems:
@@ -243,7 +246,8 @@ def _grade(services: Services, snap: _Snapshot) -> _Result:
 
     batch = np.stack(arrays)
     try:
-        assessed = model.assess(batch)
+        with metrics.STAGE_SECONDS.labels("cnn").time():
+            assessed = model.assess(batch)
         probs, maps = assessed.probs, assessed.maps
     except ObjectStoreUnavailable:
         raise  # the model registry cannot be read yet: transient, the task is retried
@@ -408,6 +412,8 @@ def _record(services: Services, claim_id: str, result: _Result) -> Outcome:
         # Not offered: the decision is a Review (mypy cannot tie that to `offered`).
         reasons: Sequence[str] = () if offered else [str(r) for r in decision.reasons]  # type: ignore[union-attr]
         detail: dict[str, Any] = {"claim_probs": result.claim_probs, "per_photo": result.per_photo}
+        if decision.confidence is not None:
+            detail["confidence"] = str(decision.confidence)
         if result.problems:
             detail["problems"] = result.problems
         apply_transition(

@@ -16,10 +16,12 @@ fork), or lazily on the first task for the solo/threads pools, behind a lock.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from celery import Celery, signals
 
+from config import logs, metrics
 from config.settings import Settings
 from services.context import Services, build_services
 from workers import decisions
@@ -38,6 +40,7 @@ VISIBILITY_TIMEOUT_S = 30 * 60
 # idempotent and only one of them records a decision. Under a queue backlog the sweep may add duplicate
 # messages for claims still waiting; each returns "already_done" at once.
 SWEEP_EVERY_S = 20
+WEBHOOKS_EVERY_S = 5
 STALE_AFTER_S = 30
 
 
@@ -67,7 +70,9 @@ def create_celery(settings: Settings | None = None) -> Celery:
                 "task": "claimlane.requeue_stale_claims",
                 "schedule": float(SWEEP_EVERY_S),
                 "kwargs": {"older_than_seconds": STALE_AFTER_S},
-            }
+            },
+            # The webhook outbox (services.webhooks): due messages are sent every few seconds.
+            "deliver-webhooks": {"task": "claimlane.deliver_webhooks", "schedule": float(WEBHOOKS_EVERY_S)},
         },
     )
     app.conf.claimlane_settings = settings
@@ -112,3 +117,38 @@ def _close_worker_process(**_: object) -> None:
         if _services is not None:
             _services.close()
             _services = None
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: object) -> None:
+    # Connected, so Celery leaves logging to us: the same JSON lines as the API (config.logs).
+    settings: Settings = app.conf.claimlane_settings
+    logs.configure(settings.log_format, settings.log_level)
+
+
+@signals.worker_init.connect
+def _serve_metrics(**_: object) -> None:
+    """The worker's own /metrics (assessments happen here in Celery mode), on
+    `worker_metrics_port`; every pool process's values are summed through the multiprocess folder."""
+    settings: Settings = app.conf.claimlane_settings
+    if not settings.worker_metrics_port:
+        return
+    if not metrics.multiprocess_dir():
+        logger.error(
+            "CLAIMLANE_WORKER_METRICS_PORT is set but %s is not: the pool processes' metrics would be "
+            "invisible, so no metrics server is started",
+            metrics.MULTIPROC_ENV,
+        )
+        return
+    from prometheus_client import start_http_server
+
+    start_http_server(settings.worker_metrics_port, registry=metrics.registry())
+    logger.info("worker metrics on port %d", settings.worker_metrics_port)
+
+
+@signals.worker_process_shutdown.connect
+def _metrics_process_dead(pid: int | None = None, **_: object) -> None:
+    if metrics.multiprocess_dir():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

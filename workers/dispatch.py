@@ -9,11 +9,13 @@ lost enqueue (broker down between commit and enqueue) is repaired by the stale-c
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
+from config.logs import TASK_REQUEST_ID_HEADER, request_id_var
 from services.context import Services
 from services.dispatch import Dispatcher
 from workers.assessment import assess_claim
@@ -45,7 +47,8 @@ class InProcessDispatcher:
         with self._lock:
             if self._closed:
                 raise RuntimeError("dispatcher is shut down")
-            future = self._executor.submit(self._run, claim_id)
+            # In a copy of the caller's context: the assessment's log lines carry the upload's request id.
+            future = self._executor.submit(contextvars.copy_context().run, self._run, claim_id)
             self._pending.add(future)
         future.add_done_callback(self._done)
 
@@ -93,7 +96,10 @@ class CeleryDispatcher:
         self.queue = queue
 
     def enqueue_assessment(self, claim_id: str) -> None:
-        options = {"queue": self.queue} if self.queue else {}
+        options: dict[str, object] = {"queue": self.queue} if self.queue else {}
+        request_id = request_id_var.get()
+        if request_id:  # the task's log lines carry the upload's request id (workers.tasks)
+            options["headers"] = {TASK_REQUEST_ID_HEADER: request_id}
         if self.app is not None:
             self.app.send_task(TASK_NAME, args=[str(claim_id)], **options)
             return

@@ -22,7 +22,11 @@ import random
 from collections.abc import Callable
 from datetime import timedelta
 
+import httpx
+
 from claims.lifecycle import ClaimState
+from config.logs import TASK_REQUEST_ID_HEADER, request_id_var
+from services import webhooks
 from services.context import Services
 from storage.claims import stale_claim_ids
 from storage.db import is_unavailable
@@ -52,10 +56,22 @@ def retry_countdown(retries: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
+def _request_id(request: object) -> str | None:
+    """The request id the API sent in the message headers (Celery shows custom headers as
+    attributes of the task's request, or under `headers` in older protocols)."""
+    found = getattr(request, TASK_REQUEST_ID_HEADER, None)
+    if found is None:
+        found = (getattr(request, "headers", None) or {}).get(TASK_REQUEST_ID_HEADER)
+    return str(found) if found else None
+
+
 @app.task(name="claimlane.assess_claim", bind=True, max_retries=MAX_RETRIES, acks_late=True)
 def assess_claim_task(self, claim_id: str) -> str:
+    token = request_id_var.set(_request_id(self.request))  # this task's log lines carry the upload's id
     try:
-        return assess_claim(get_services(), claim_id)
+        outcome = assess_claim(get_services(), claim_id)
+        logger.info("assessment of claim %s: %s", claim_id, outcome)
+        return outcome
     except Exception as exc:
         if not is_transient(exc):
             raise
@@ -71,6 +87,8 @@ def assess_claim_task(self, claim_id: str) -> str:
         )
         # After MAX_RETRIES this re-raises `exc`: the task fails and the sweeper picks it up later.
         raise self.retry(exc=exc, countdown=countdown) from exc
+    finally:
+        request_id_var.reset(token)
 
 
 def requeue_stale_claims(
@@ -104,3 +122,13 @@ def requeue_stale_claims_task(older_than_seconds: float = 30, older_than_minutes
     (`older_than_minutes`: what beat schedules of earlier releases still send)."""
     seconds = older_than_minutes * 60 if older_than_minutes is not None else older_than_seconds
     return len(requeue_stale_claims(get_services(), timedelta(seconds=seconds)))
+
+
+@app.task(name="claimlane.deliver_webhooks", ignore_result=True)
+def deliver_webhooks_task() -> int:
+    """One round of webhook deliveries (services.webhooks): every due message attempted once."""
+    services = get_services()
+    with httpx.Client(timeout=webhooks.TIMEOUT_S, follow_redirects=False) as client:
+        return webhooks.deliver_due(
+            services.sessions, webhooks.http_send(client), retry_scale=services.settings.webhook_retry_scale
+        )

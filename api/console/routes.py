@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.concurrency import run_in_threadpool
 
+from api.console import charts
 from api.deps import SessionDep
 from api.errors import (
     ClaimLaneError,
@@ -54,7 +55,7 @@ from claims.lifecycle import ClaimState, IllegalTransition
 from claims.money import MoneyError, quantize
 from claims.policy import ReasonCode
 from models.grades import GRADES
-from services import console_sessions, reviewing
+from services import console_sessions, operations, reviewing
 from services.context import Services
 from services.photos import served_photo_bytes
 from storage.claims import photo_positions
@@ -71,7 +72,9 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 COOKIE = "claimlane_console"
 COOKIE_MAX_AGE_S = 12 * 3600  # a working day; then paste the key again
-CONSOLE_ROLES = ("adjuster", "admin")
+CONSOLE_ROLES = ("adjuster", "admin")  # the queue and the cases
+OPERATIONS_ROLES = ("lead", "admin")  # the operations page
+SIGN_IN_ROLES = ("adjuster", "admin", "lead")
 REFRESH_S = 30
 
 ACTIONS = (
@@ -299,7 +302,7 @@ def _login_url(next_path: str | None = None) -> str:
 def _signed_in(request: Request, session: Session) -> console_sessions.SignedIn | None:
     """The console session of the request's cookie, if it is live and its user an adjuster/admin."""
     signed_in = console_sessions.current(session, request.cookies.get(COOKIE), utcnow())
-    if signed_in is None or signed_in.user.role not in CONSOLE_ROLES:
+    if signed_in is None or signed_in.user.role not in SIGN_IN_ROLES:
         return None
     return signed_in
 
@@ -321,7 +324,7 @@ def _same_site_only(request: Request) -> None:
         raise Forbidden("cross-site requests are refused (no Origin of this console)")
 
 
-def console_user(request: Request, session: SessionDep) -> User:
+def _signed_in_user(request: Request, session: SessionDep) -> User:
     _same_site_only(request)
     signed_in = _signed_in(request, session)
     if signed_in is None:
@@ -335,7 +338,26 @@ def console_user(request: Request, session: SessionDep) -> User:
     return signed_in.user
 
 
-ConsoleUser = Annotated[User, Depends(console_user)]
+def signed_in_user(request: Request, session: SessionDep) -> User:
+    """Anyone signed in to the console (adjusters, admins, team leads)."""
+    return _signed_in_user(request, session)
+
+
+def review_user(request: Request, session: SessionDep) -> User:
+    """An adjuster or admin: a team lead is sent to the operations page instead."""
+    user = _signed_in_user(request, session)
+    if user.role not in CONSOLE_ROLES:
+        raise GoToOperations("the review queue is for adjusters", headers={"Location": "/console/operations"})
+    return user
+
+
+class GoToOperations(HttpError):
+    status_code = 303
+    code = "see_operations"
+
+
+ConsoleUser = Annotated[User, Depends(review_user)]
+AnyConsoleUser = Annotated[User, Depends(signed_in_user)]
 
 
 async def console_form_user(request: Request, user: ConsoleUser) -> User:
@@ -405,9 +427,9 @@ def login_submit(
         error = "Paste your API key to sign in."
     elif user is None:
         error = "That key is not valid (or it has been disabled). Check it and try again."
-    elif user.role not in CONSOLE_ROLES:
+    elif user.role not in SIGN_IN_ROLES:
         error = (
-            f"This is a {user.role} key. The review console is for adjusters and admins only; "
+            f"This is a {user.role} key. The console is for adjusters, team leads and admins only; "
             "customers follow their claims in the ClaimLane app."
         )
     if error is not None:
@@ -418,7 +440,10 @@ def login_submit(
     assert user is not None  # no error means a key of a console role
     token = console_sessions.sign_in(session, user, utcnow())
     session.commit()
-    response = _redirect(_safe_next(next))
+    target = _safe_next(next)
+    if user.role not in CONSOLE_ROLES and target == "/console/":
+        target = "/console/operations"  # a team lead's home
+    response = _redirect(target)
     response.set_cookie(
         COOKIE,
         token,
@@ -835,4 +860,52 @@ def heatmap(
     store = _services(request).store
     return _image(
         request, lambda: reviewing.heatmap_png(session, store, claim_id, photo_id), "image/png", etag
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Operations (team leads and admins)
+
+
+def _compliance(clock: operations.Clock) -> str:
+    rate = clock.compliance
+    return "—" if rate is None else f"{rate * 100:.0f}%"
+
+
+@router.get("/operations", name="console_operations")
+def operations_page(request: Request, user: AnyConsoleUser) -> Response:
+    """Today and the last 30 days: claims, automation, payouts, deadlines per clock, the oldest
+    open case, reviews by reason, adjusters' workload, fast-lane offers a person later confirmed or
+    overturned, and satisfaction, with the plots drawn as inline SVG."""
+    if user.role not in OPERATIONS_ROLES:
+        return _render(
+            request,
+            "error.html",
+            {
+                "user": user,
+                "title": "Team leads only",
+                "message": "The operations page is for team leads and admins.",
+            },
+            403,
+        )
+    overview = operations.overview(_services(request).sessions)
+    month = overview.month
+    return _render(
+        request,
+        "operations.html",
+        {
+            "user": user,
+            "now": overview.now,
+            "o": overview,
+            "periods": (overview.today, month),
+            "compliance": _compliance,
+            "daily_chart": charts.daily_claims(month.daily),
+            "reasons_chart": charts.bars(
+                [(_reason_label(r), n) for r, n in month.reviews_by_reason],
+                title="Reviews by reason, 30 days",
+            ),
+            "ratings_chart": charts.bars(
+                [(f"{r} ★", month.ratings.get(r, 0)) for r in range(5, 0, -1)], title="Ratings, 30 days"
+            ),
+        },
     )

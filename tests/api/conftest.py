@@ -128,6 +128,10 @@ class ApiHarness:
         dispatcher = self.app.state.dispatcher
         assert dispatcher.drain(timeout), "assessments did not finish in time"
 
+    def accept(self, claim_id: str, headers: dict[str, str], option: str = "cash"):
+        """The customer accepts the offer as `option`; the response."""
+        return self.client.post(f"/v1/claims/{claim_id}/accept", json={"option": option}, headers=headers)
+
     def offered_claim(self, headers: dict[str, str], **fields: Any) -> dict[str, Any]:
         """A claim filed through the API and assessed: returns its view (state offered)."""
         r = self.post_claim(headers, **fields)
@@ -156,6 +160,18 @@ class ApiHarness:
 
     def assert_nothing_stored(self) -> None:
         assert self.counts() == {"claims": 0, "photos": 0, "idempotency_keys": 0, "objects": 0}
+
+
+def approve_case(
+    client: TestClient, headers: dict[str, str], claim_id: str, grade: int = 2, **kwargs: Any
+) -> None:
+    """An adjuster (`headers`) takes the case and approves it, grading every photo `grade`, over the
+    JSON review API (`kwargs` go to the client's post, such as the console client's csrf=False)."""
+    assert client.post(f"/v1/review/{claim_id}/take", headers=headers, **kwargs).status_code == 200
+    case = client.get(f"/v1/review/{claim_id}", headers=headers).json()
+    body = {"action": "approve", "grades": {p["id"]: grade for p in case["photos"]}}
+    r = client.post(f"/v1/review/{claim_id}/decision", json=body, headers=headers, **kwargs)
+    assert r.status_code == 200, r.text
 
 
 def assert_error(response, status: int, code: str | None = None) -> dict[str, Any]:

@@ -19,13 +19,15 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
-from api.routers import admin, claims, payouts, review, shipments
+from api.routers import admin, claims, payouts, review, shipments, webhooks
 from api.routing import _gate
 from tests.api.conftest import NO_SUCH_ID, ApiHarness, photo
 from tests.factories import scene_photo
 
-ROLES = ("customer", "adjuster", "admin", "integration")
-ROUTES: list[APIRoute] = [r for m in (claims, shipments, review, admin, payouts) for r in m.router.routes]  # type: ignore[misc]
+ROLES = ("customer", "adjuster", "admin", "integration", "lead")
+ROUTES: list[APIRoute] = [
+    r for m in (claims, shipments, review, admin, payouts, webhooks) for r in m.router.routes
+]  # type: ignore[misc]
 
 
 def _case(route: APIRoute) -> str:
@@ -64,6 +66,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, tiny_onnx_model) -> Any:
         "tracking_number": claim["tracking_number"],
         "version": "no-such-version",
         "payout_id": "999999",
+        "endpoint_id": NO_SUCH_ID,
+        "message_id": NO_SUCH_ID,
     }
     yield api, keys, values
     stack.close()

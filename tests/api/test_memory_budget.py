@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +30,9 @@ RSS_BOUND_MB = 500  # the API process at rest is about 150 MB with the tiny mode
 
 
 @contextlib.contextmanager
-def _serve(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen]]:
+def _serve(
+    env: dict[str, str], *, stderr: Any = subprocess.DEVNULL, log_level: str = "warning"
+) -> Iterator[tuple[str, subprocess.Popen]]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -45,12 +48,12 @@ def _serve(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen]]:
             "--port",
             str(port),
             "--log-level",
-            "warning",
+            log_level,
         ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:

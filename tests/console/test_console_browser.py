@@ -106,6 +106,28 @@ def parcel_photo(seed: int, size: tuple[int, int] = (640, 480)) -> bytes:
     return buf.getvalue()
 
 
+def watch(page) -> list[str]:
+    """The page's script errors, console errors and any request that leaves 127.0.0.1 (refused),
+    collected into the list returned: a test asserts it stays empty."""
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on(
+        "console",
+        lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None,
+    )
+
+    def offline_only(route) -> None:
+        host = urlsplit(route.request.url).hostname
+        if host != "127.0.0.1":
+            problems.append(f"request off the box: {route.request.url}")
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/*", offline_only)
+    return problems
+
+
 @contextmanager
 def serve(app) -> Iterator[str]:
     """The app under uvicorn in a background thread; yields its base URL."""
@@ -187,24 +209,7 @@ def _review_in_chromium(sync_api, services) -> None:
                 context = browser.new_context(viewport={"width": 1440, "height": 900})
                 context.set_default_timeout(TIMEOUT_MS)
                 page = context.new_page()
-                problems: list[str] = []
-                page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-                page.on(
-                    "console",
-                    lambda msg: (
-                        problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
-                    ),
-                )
-
-                def offline_only(route) -> None:
-                    host = urlsplit(route.request.url).hostname
-                    if host != "127.0.0.1":
-                        problems.append(f"request off the box: {route.request.url}")
-                        route.abort()
-                    else:
-                        route.continue_()
-
-                page.route("**/*", offline_only)
+                problems = watch(page)
 
                 # Sign in: the console sends us to the login page first.
                 page.goto(f"{base}/console/")

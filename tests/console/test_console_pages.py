@@ -206,7 +206,7 @@ def test_login_page_renders_a_labelled_key_field(console: Console) -> None:
 @pytest.mark.parametrize(
     ("key", "status", "says"),
     [
-        ("customer", 403, "for adjusters and admins only"),
+        ("customer", 403, "for adjusters, team leads and admins only"),
         ("cl_0123abcd_" + "x" * 32, 401, "not valid"),
         ("not a key at all", 401, "not valid"),
         ("", 401, "Paste your API key"),

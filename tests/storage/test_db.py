@@ -35,6 +35,9 @@ from tests.backends import free_ports
 
 TABLES = {
     "claim_feedback",
+    "webhook_endpoints",
+    "webhook_messages",
+    "webhook_attempts",
     "console_sessions",
     "payout_instructions",
     "shipments",
@@ -110,7 +113,7 @@ def test_migrate_creates_the_schema(engine: Engine, db_url: str) -> None:
     names = set(inspect(engine).get_table_names())
     assert names == TABLES | {"alembic_version"}
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0009"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0010"
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:

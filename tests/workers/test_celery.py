@@ -170,7 +170,9 @@ def api_client(stack: Stack):
         celery.close()
 
 
-def file_claim(client, services, photos: list[bytes], declared_value: str = "100.00") -> str:
+def file_claim(
+    client, services, photos: list[bytes], declared_value: str = "100.00", request_id: str | None = None
+) -> str:
     """A claim on a tracking number of its own, whose shipment the carrier's feed already sent."""
     tracking = f"SF{uuid.uuid4().hex[:10].upper()}"
     add_shipment(services, tracking, declared_value=declared_value)
@@ -178,7 +180,7 @@ def file_claim(client, services, photos: list[bytes], declared_value: str = "100
         "/v1/claims",
         data={"tracking_number": tracking, "declared_value": declared_value, "currency": "CNY"},
         files=[("photos", (f"p{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)],
-        headers={"Idempotency-Key": uuid.uuid4().hex},
+        headers={"Idempotency-Key": uuid.uuid4().hex, **({"X-Request-ID": request_id} if request_id else {})},
     )
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "submitted"
@@ -206,10 +208,15 @@ def audit_trail(services, claim_id: str) -> list[AuditEvent]:
 def test_upload_to_offer_through_celery_seaweedfs_and_postgres(stack: Stack) -> None:
     with api_client(stack) as (client, services, celery), celery_worker(stack) as worker:
         started = time.monotonic()
-        claim_id = file_claim(client, services, [jpeg(11), jpeg(12), jpeg(13)])
+        request_id = f"celery-{uuid.uuid4().hex[:12]}"
+        claim_id = file_claim(client, services, [jpeg(11), jpeg(12), jpeg(13)], request_id=request_id)
         body = wait_for_decision(client, claim_id, worker)
         latency = time.monotonic() - started
         print(f"\nupload-to-offer through Celery: {latency:.2f}s")
+        # The worker logs JSON lines; the assessment's carries the upload's request id.
+        worker.wait_for(
+            rf'"message": "assessment of claim {claim_id}: assessed".*"request_id": "{request_id}"', 10
+        )
 
         # The customer's view.
         assert body["status"] == "offered", body
