@@ -85,6 +85,7 @@ def fuzz(total: int, tmp: Path, model: dict[str, str], database_url: str | None,
         "data_dir": tmp / f"fuzz-{label.split()[0]}",
         "model_path": Path(model["CLAIMLANE_MODEL_PATH"]),
         "rate_limits": False,
+        "webhook_poll_s": 0,  # generated webhook URLs name random hosts: deliver nothing
     }
     if database_url:
         values["database_url"] = database_url

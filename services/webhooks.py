@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import random
@@ -43,6 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from claims.errors import Conflict, NotFound, Unprocessable
 from claims.text import has_control_characters
 from storage import webhooks as rows
+from storage.db import is_unavailable
 from storage.tables import User, WebhookAttempt, WebhookEndpoint, WebhookMessage, utcnow
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ LEASE = timedelta(seconds=60)
 BATCH = 50
 MAX_URL = 2000
 USER_AGENT = "ClaimLane-Webhooks/1"
+MAX_BACKOFF_S = 30.0
 
 
 def new_secret() -> str:
@@ -89,6 +92,8 @@ def check_url(url: str, *, production: bool) -> str:
             problem = "must not contain credentials (the signature authenticates us)"
         elif production and parts.scheme != "https":
             problem = "must use https"
+        elif production and _internal_address(parts.hostname):
+            problem = "must not point at a private, loopback or link-local address"
         elif port == 0:
             problem = "port 0 is not a port"
     if problem:
@@ -96,6 +101,15 @@ def check_url(url: str, *, production: bool) -> str:
             f"url: {problem}", code="validation_error", details=[{"field": "url", "message": problem}]
         )
     return url
+
+
+def _internal_address(host: str) -> bool:
+    """An IP literal of this network's own ranges (names are not resolved here)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host.lower() in ("localhost", "localhost.localdomain")
+    return address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
 
 
 def register(
@@ -199,14 +213,22 @@ def _ms(started: float) -> int:
 
 
 def deliver_due(
-    sessions: sessionmaker[Session], send: Send, *, now: datetime | None = None, retry_scale: float = 1.0
+    sessions: sessionmaker[Session],
+    send: Send,
+    *,
+    now: datetime | None = None,
+    retry_scale: float = 1.0,
+    stop: Callable[[], bool] = lambda: False,
 ) -> int:
-    """One round: every due message (up to BATCH) attempted once. Returns how many were attempted."""
+    """One round: every due message (up to BATCH) attempted once, unless `stop()` says to end
+    early (a shutting-down process). Returns how many were attempted."""
     now = now or utcnow()
     with sessions() as session:
         due = rows.due(session, now, BATCH)
     attempted = 0
     for message_id, seen_at in due:
+        if stop():
+            break
         with sessions() as session:
             if not rows.lease(session, message_id, seen_at, now + LEASE):
                 session.rollback()
@@ -314,12 +336,22 @@ class Deliverer:
 
     def _loop(self) -> None:
         send = http_send(self._client)
+        failures = 0
         while not self._stop.is_set():
             try:
-                deliver_due(self.sessions, send, retry_scale=self.retry_scale)
-            except Exception:
-                logger.exception("webhook delivery round failed; trying again")
-            self._stop.wait(self.poll_s)
+                deliver_due(self.sessions, send, retry_scale=self.retry_scale, stop=self._stop.is_set)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                if failures == 1 or failures % 20 == 0:  # an outage is said once, then now and then
+                    if is_unavailable(exc):
+                        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                        logger.warning("webhook deliveries wait: the database is unavailable (%s)", first)
+                    else:
+                        logger.exception("webhook delivery round failed; trying again")
+            # Back off while failing (up to MAX_BACKOFF_S), so an outage is not hammered every poll.
+            delay = self.poll_s if failures == 0 else min(MAX_BACKOFF_S, self.poll_s * 2 ** min(failures, 8))
+            self._stop.wait(delay)
 
     def close(self) -> None:
         self._stop.set()

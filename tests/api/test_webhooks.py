@@ -232,3 +232,32 @@ def test_signature_matches_the_standard_webhooks_example() -> None:
         webhooks.sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
         == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
     )
+
+
+def test_production_refuses_internal_addresses() -> None:
+    for url in (
+        "https://127.0.0.1/x",
+        "https://10.1.2.3/x",
+        "https://169.254.169.254/latest",
+        "https://[::1]/x",
+        "https://localhost/x",
+    ):
+        with pytest.raises(Exception, match="private, loopback or link-local"):
+            webhooks.check_url(url, production=True)
+    assert webhooks.check_url("https://203.0.113.9/x", production=False)  # development: anything
+
+
+def test_the_deliverer_waits_out_a_database_outage_quietly(tmp_path, caplog) -> None:
+    """A database that cannot be reached is said once (no traceback), then retried with backoff."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    engine = create_engine(
+        "postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1}
+    )
+    deliverer = webhooks.Deliverer(sessionmaker(bind=engine), poll_s=0.01).start()
+    time.sleep(1.0)
+    deliverer.close()
+    lines = [r for r in caplog.records if r.name == "services.webhooks"]
+    assert 1 <= len(lines) <= 2 and all(r.exc_info is None for r in lines), [r.getMessage() for r in lines]
+    assert "database is unavailable" in lines[0].getMessage()
