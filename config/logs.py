@@ -30,6 +30,7 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
+        record.__dict__.pop("color_message", None)  # uvicorn's copy of the message with terminal colours
         return True
 
 
