@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.manifest import SHARED_SOURCE, shared_dataset_dir, split_for_group
+from training.manifest import SHARED_SOURCE, read_manifest, shared_dataset_dir, split_for_group
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 ANNOTATIONS = DATA_DIR / "annotations.csv"
@@ -139,6 +139,37 @@ def source_photos(images_root: str | os.PathLike[str]) -> list[RealPhoto]:
             RealPhoto(
                 path, _annotation(record), group, record["source"], split_for_group(group), record["sha256"]
             )
+        )
+    return photos
+
+
+def reviewed_photos(export_dir: str | os.PathLike[str]) -> list[RealPhoto]:
+    """The adjusters' graded photos of a `claimlane dataset export` folder (`training.reviewed`):
+    real customer photos with a person's grade, the data the fast-lane bound needs more of.
+
+    Each keeps the export's group (a claim's photos and near-duplicates together) and its time
+    split. An adjuster grades the photos of a claim as a parcel's, so they count as usable parcel
+    photos (scene `parcel`, quality `ok`): an export does not say which photos the gate refused.
+    One image filed with several claims is one photo; if adjusters graded it differently, it is left
+    out (a label nobody agrees on teaches nothing). Rows without a grade are skipped; a missing image
+    is an error (an export is complete).
+    """
+    root = Path(export_dir)
+    by_image: dict[Path, list] = {}
+    for row in read_manifest(root / "manifest.csv"):
+        if row.grade is None:
+            continue
+        if not row.path.exists():
+            raise FileNotFoundError(f"{root}: {row.path} is in the manifest but missing")
+        by_image.setdefault(row.path, []).append(row)
+    photos = []
+    for path, rows in by_image.items():
+        if len({r.grade for r in rows}) > 1:
+            continue
+        row = rows[0]
+        sha256 = path.stem if len(path.stem) == 64 else hashlib.sha256(path.read_bytes()).hexdigest()
+        photos.append(
+            RealPhoto(path, Annotation(row.grade, "parcel", "ok"), row.group, "review", row.split, sha256)
         )
     return photos
 

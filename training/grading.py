@@ -52,7 +52,7 @@ from models.fastlane import (
 )
 from models.grades import NUM_GRADES, grade_probs_from_exceedance
 from models.metrics import auroc, confusion_matrix, quadratic_weighted_kappa, wilson_interval
-from training.annotations import QUALITIES, SCENES, RealPhoto, shared_photos, source_photos
+from training.annotations import QUALITIES, SCENES, RealPhoto, reviewed_photos, shared_photos, source_photos
 from training.calibrate import fit_temperature
 from training.features import cached
 
@@ -97,6 +97,8 @@ class GradingConfig:
     folds: int = 5
     cache_dir: Path = Path("runs/features")
     sources_dir: Path = Path("runs/sources")
+    # Exports of the adjusters' grades (`claimlane dataset export`), added to the real data.
+    reviewed: tuple[Path, ...] = ()
     bundled_version: str = "efficientnetlite0-2026.12.02"
 
 
@@ -120,6 +122,8 @@ class Dataset:
 
 def load_dataset(cfg: GradingConfig) -> Dataset:
     photos = shared_photos() + source_photos(cfg.sources_dir.resolve())
+    for export in cfg.reviewed:
+        photos += reviewed_photos(export.resolve())
     a = [p.annotation for p in photos]
     return Dataset(
         photos,
@@ -920,8 +924,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     tp.add_argument("--version", default=None)
     tp.add_argument("--out", type=Path, default=Path("models/weights"))
     tp.add_argument("--max-overpay-rate", type=float, default=0.02, choices=ALPHAS)
+    for p in (cp, tp):
+        p.add_argument(
+            "--reviewed",
+            type=Path,
+            action="append",
+            default=[],
+            help="a `claimlane dataset export` folder of adjusters' grades to add (repeatable)",
+        )
     args = parser.parse_args(argv)
-    cfg = GradingConfig()
+    cfg = GradingConfig(reviewed=tuple(args.reviewed))
     if args.cmd == "train":
         cfg.max_overpay_rate = args.max_overpay_rate
         print(train(RECIPES[args.recipe], cfg, args.out, args.version))

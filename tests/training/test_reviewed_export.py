@@ -20,6 +20,7 @@ from config.settings import Settings
 from services.context import Services, build_services
 from services.photos import store_photo
 from storage.tables import AuditEvent, Claim, Photo, PhotoLabel, ReviewDecision, User
+from training.annotations import reviewed_photos
 from training.manifest import read_manifest
 from training.reviewed import export_reviewed, hamming, phash, split_by_time
 
@@ -283,6 +284,17 @@ def test_export_writes_adjuster_grades_groups_and_time_splits(
 
     readme = (out / "README.md").read_text()
     assert "11 graded photos" in readme and "9 train, 1 val, 1 test" in readme and "time" in readme
+
+    # The export feeds `python -m training.grading ... --reviewed DIR`: usable parcel photos with the
+    # adjuster's grade, their group and time split; the file of claims 3 and 4 (graded 3 and 0) is
+    # left out, as nobody agrees on its grade.
+    real = reviewed_photos(out)
+    assert len(real) == 9 and {p.source for p in real} == {"review"}  # 10 images, one ambiguous
+    assert all(p.annotation.usable for p in real)
+    assert row(3).path not in {p.path for p in real}
+    for p in real:
+        r = by_sha(rows)[p.sha256]
+        assert (p.annotation.grade, p.group, p.split) == (r.grade, r.group, r.split)
 
 
 def test_export_with_no_reviews_is_empty(services: Services, tmp_path: Path) -> None:
