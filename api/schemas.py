@@ -663,7 +663,7 @@ class WebhookMessageView(_Model):
     claim_id: str
     status: str
     created_at: datetime
-    state: Literal["pending", "delivered", "failed"]
+    state: Literal["pending", "delivered", "failed", "cancelled"]
     attempts: int
     next_attempt_at: datetime | None = Field(description="When the next attempt is due (pending only).")
     delivered_at: datetime | None

@@ -9,7 +9,8 @@ least once.
   deliverers never send one attempt twice), POSTs the JSON event, and records the attempt in the
   delivery log. A 2xx answer delivers it; anything else (an error status, a timeout, a refused
   connection) schedules the next attempt by `RETRY_SCHEDULE_S` (about 5 s, 5 min, 30 min, 2 h, 5 h,
-  10 h, 10 h, with jitter); after the last it is `failed`. Admins can send any message again.
+  10 h, 10 h, with jitter); after the last it is `failed`. Admins can send any message again. An
+  endpoint's owner disabling it cancels its pending messages.
 - Signing follows the Standard Webhooks convention: headers `webhook-id` (the message id: the same
   on every attempt, so a receiver drops duplicates), `webhook-timestamp` (Unix seconds of this
   attempt; refuse old ones) and `webhook-signature`: ``v1,<base64 HMAC-SHA256 of
@@ -138,12 +139,14 @@ def list_endpoints(session: Session, user: User) -> list[WebhookEndpoint]:
 
 
 def disable(session: Session, user: User, endpoint_id: str) -> None:
-    """Stop deliveries to an endpoint (its owner, or an admin); its pending messages fail. Again: no-op."""
+    """Stop deliveries to an endpoint (its owner, or an admin); its pending messages are cancelled
+    (not failed: nothing is owed to an endpoint its owner turned off). Again: no-op."""
     endpoint = rows.get_endpoint(session, endpoint_id)
     if endpoint is None or (user.role != "admin" and endpoint.owner_id != user.id):
         raise NotFound("no such webhook endpoint")
     if endpoint.disabled_at is None:
         endpoint.disabled_at = utcnow()
+        rows.cancel_pending(session, endpoint.id)
         session.commit()
 
 
@@ -266,13 +269,17 @@ def _attempt(sessions: sessionmaker[Session], message_id: str, send: Send, retry
         if message is None:
             return
         now = utcnow()
+        if url is None:  # disabled meanwhile: nothing was sent, nothing is owed
+            message.state, message.last_error = "cancelled", outcome.error
+            session.commit()
+            return
         rows.add_attempt(session, message_id, now, outcome.status_code, outcome.error, outcome.duration_ms)
         message.attempts += 1
         if outcome.ok:
             message.state, message.delivered_at, message.last_error = "delivered", now, None
         else:
             message.last_error = outcome.error
-            delay = None if url is None else next_delay(message.attempts, scale=retry_scale)
+            delay = next_delay(message.attempts, scale=retry_scale)
             if delay is None:
                 message.state = "failed"
             else:

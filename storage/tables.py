@@ -188,7 +188,9 @@ class WebhookMessage(Base):
     audit_event_id: Mapped[int] = mapped_column(ForeignKey("audit_events.id"), index=True)
     event_type: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    state: Mapped[str] = mapped_column(
+        String(16), default="pending"
+    )  # pending | delivered | failed | cancelled
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -87,6 +87,15 @@ def lease(session: Session, message_id: str, seen_at: datetime, until: datetime)
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
+def cancel_pending(session: Session, endpoint_id: str) -> None:
+    session.execute(
+        update(WebhookMessage)
+        .where(WebhookMessage.endpoint_id == endpoint_id, WebhookMessage.state == "pending")
+        .values(state="cancelled")
+        .execution_options(synchronize_session=False)
+    )
+
+
 def load_message(session: Session, message_id: str) -> WebhookMessage | None:
     return session.scalars(
         select(WebhookMessage)

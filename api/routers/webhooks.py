@@ -113,7 +113,7 @@ def _message(entry: webhooks.LogEntry) -> WebhookMessageView:
 def delivery_log(
     user: AdminUser,
     session: SessionDep,
-    state: Annotated[Literal["pending", "delivered", "failed"] | None, Query()] = None,
+    state: Annotated[Literal["pending", "delivered", "failed", "cancelled"] | None, Query()] = None,
     endpoint_id: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None,
     claim_id: Annotated[str | None, Query(pattern=UUID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

@@ -261,3 +261,18 @@ def test_the_deliverer_waits_out_a_database_outage_quietly(tmp_path, caplog) -> 
     lines = [r for r in caplog.records if r.name == "services.webhooks"]
     assert 1 <= len(lines) <= 2 and all(r.exc_info is None for r in lines), [r.getMessage() for r in lines]
     assert "database is unavailable" in lines[0].getMessage()
+
+
+def test_disabling_an_endpoint_cancels_what_it_was_owed(make_api: MakeApi) -> None:
+    api = make_api(webhook_poll_s=0)  # nothing is delivered: the messages wait
+    integration, admin, customer = api.user("integration"), api.user("admin"), api.user()
+    created = api.client.post(
+        "/v1/webhooks", json={"url": "https://example.com/hook"}, headers=integration
+    ).json()
+    api.offered_claim(customer)
+    pending = api.client.get("/v1/admin/webhooks/messages", params={"state": "pending"}, headers=admin).json()
+    assert len(pending["items"]) == 3
+    assert api.client.delete(f"/v1/webhooks/{created['id']}", headers=integration).status_code == 204
+    log = api.client.get("/v1/admin/webhooks/messages", headers=admin).json()["items"]
+    assert {m["state"] for m in log} == {"cancelled"} and all(m["log"] == [] for m in log)
+    assert_error(api.client.post(f"/v1/admin/webhooks/messages/{log[0]['id']}/redeliver", headers=admin), 409)
