@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.conftest import ApiHarness, MakeApi, approve_case, assert_error, jpeg_bytes, photo
@@ -41,6 +42,13 @@ def test_metrics_need_the_token_or_an_admin_or_lead_key(make_api: MakeApi) -> No
         {"Authorization": "Bearer s3cret-token-for-prometheus"},
     ):
         assert api.client.get("/metrics", headers=headers).status_code == 200
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def api(request: pytest.FixtureRequest, make_api: MakeApi) -> ApiHarness:
+    if request.param == "postgresql":
+        return make_api(database_url=request.getfixturevalue("fresh_postgres"))
+    return make_api()
 
 
 def test_business_counters_move_by_what_happened(api: ApiHarness) -> None:
@@ -139,3 +147,33 @@ def test_a_refused_change_counts_nothing(api: ApiHarness) -> None:
         ("claimlane_reviews_total", {"reason": "customer_declined"}),
     ):
         assert value(after, name, **labels) == value(before, name, **labels), name
+
+
+def test_the_operations_overview_adds_up_on_both_backends(api: ApiHarness) -> None:
+    """The figures of the leads' page (services.operations), on SQLite and PostgreSQL alike."""
+    from services import operations
+
+    customer, adjuster = api.user(), api.user("adjuster")
+    paid, declined = api.offered_claim(customer), api.offered_claim(customer)
+    assert api.accept(paid["id"], customer).status_code == 200
+    assert api.client.post(f"/v1/claims/{declined['id']}/decline", headers=customer).status_code == 200
+    approve_case(api.client, adjuster, declined["id"], grade=2)
+    assert (
+        api.client.post(f"/v1/claims/{paid['id']}/feedback", json={"rating": 3}, headers=customer).status_code
+        == 201
+    )
+
+    o = operations.overview(api.services.sessions)
+    for period in (o.today, o.month):
+        assert (period.claims, period.assessed, period.fast_lane) == (2, 2, 2)
+        assert period.automation_rate == 1.0
+        assert period.payout_count == 2 and set(period.payouts) == {"CNY"}
+        assert dict(period.reviews_by_reason) == {"customer_declined": 1}
+        assert (
+            period.fast_lane_checked.met == 1 and period.fast_lane_checked.pending == 1
+        )  # approved as graded
+        assert period.sla["first_response"].met == 1 and period.sla["decision"].met == 3
+        assert period.ratings[3] == 1 and period.mean_rating == 3.0
+        assert [(w[1], w[2]) for w in period.workload] == [(1, 0)]
+    assert sum(d[1] for d in o.month.daily) == 2 and len(o.month.daily) == 30
+    assert o.oldest_open is None and o.queue["review"] == 0

@@ -80,10 +80,13 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
         server.server_close()
 
 
-@pytest.fixture
-def api(make_api: MakeApi) -> ApiHarness:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def api(request: pytest.FixtureRequest, make_api: MakeApi) -> ApiHarness:
     # A fast deliverer and retry schedule (5 s -> 50 ms), so the retry happens within the test.
-    return make_api(webhook_poll_s=0.05, webhook_retry_scale=0.01)
+    backend = (
+        {"database_url": request.getfixturevalue("fresh_postgres")} if request.param == "postgresql" else {}
+    )
+    return make_api(webhook_poll_s=0.05, webhook_retry_scale=0.01, **backend)
 
 
 def _wait(condition, timeout: float = 20.0) -> None:
