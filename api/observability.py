@@ -21,11 +21,15 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 def route_of(scope: Scope) -> str:
-    """The template of the route that answered (`/console/static` for assets), else `unmatched`."""
+    """The template of the route that answered (`/console/static` for assets), else `unmatched`.
+    A long poll (`?wait=`) is its own route, `...?wait`: it answers when the decision is made, so
+    its time is the claim's, not the service's, and would hide the route's own latency."""
     route = scope.get("route")
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
     if path:
-        return str(path)
+        query = scope.get("query_string", b"")
+        waits = query.startswith(b"wait=") or b"&wait=" in query
+        return f"{path}?wait" if waits else str(path)
     if str(scope.get("path", "")).startswith("/console/static/"):
         return "/console/static"
     return "unmatched"

@@ -112,6 +112,15 @@ def test_business_counters_move_by_what_happened(api: ApiHarness) -> None:
         )
         == 2
     )
+    # The app's long poll for a decision is labelled apart from plain reads of a claim.
+    api.client.get(f"/v1/claims/{cash['id']}", params={"wait": 1}, headers=customer)
+    api.client.get(f"/v1/claims/{cash['id']}", headers=customer)
+    again = scrape(api, admin)
+    for route in ("/v1/claims/{claim_id}?wait", "/v1/claims/{claim_id}"):
+        labels = {"method": "GET", "route": route, "status": "200"}
+        assert value(again, "claimlane_http_requests_total", **labels) > value(
+            after, "claimlane_http_requests_total", **labels
+        )
     assert moved("claimlane_photos_received_total") == 4
     assert moved("claimlane_photo_bytes_received_total") >= len(unknown_photo)
     assert moved("claimlane_assessment_stage_seconds_count", stage="cnn") == 4
