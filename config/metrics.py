@@ -133,9 +133,12 @@ class _Default(Collector):
         return []
 
 
+_serving: set[str] = set()  # the versions this process has marked, so it can unmark them
+
+
 def set_model_serving(version: str) -> None:
-    """Mark `version` as the one this process grades with (and any other it knew as not)."""
-    for labels in list(MODEL_SERVING._metrics):  # noqa: SLF001 - the label sets this process set
-        if labels != (version,):
-            MODEL_SERVING.labels(*labels).set(0)
+    """Mark `version` as the one this process grades with (and any other it marked before as not)."""
+    for old in _serving - {version}:
+        MODEL_SERVING.labels(old).set(0)
+    _serving.add(version)
     MODEL_SERVING.labels(version).set(1)

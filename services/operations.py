@@ -188,7 +188,10 @@ def _period(
             reshipments += 1
         else:
             money[currency] = money.get(currency, Decimal(0)) + amount
-    decisions = rows.review_decisions(session, since, until)
+    # Decisions from `since` on: those in the period for the workload, any later one for the
+    # fast-lane offers of the period that a person looked at afterwards (one read for both).
+    since_then = sorted(rows.review_decisions(session, since, max(until, now)), key=lambda d: d.at)
+    decisions = [d for d in since_then if d.at < until]
     held = rows.held_cases(session, now)
     per_adjuster = Counter(d.adjuster_id for d in decisions)
     names = rows.user_names(session, sorted(set(per_adjuster) | set(held)))
@@ -199,7 +202,7 @@ def _period(
     # Fast-lane offers of the period that a person later looked at (declined or lapsed, then
     # reviewed): approved as graded = confirmed, adjusted or denied = overturned.
     offered_ids = sorted({m.claim_id for m in fast})
-    later = {d.claim_id: d for d in sorted(rows.review_decisions(session, since, now), key=lambda d: d.at)}
+    later = {d.claim_id: d for d in since_then if d.at < now}
     checked = Clock(
         met=sum(1 for c in offered_ids if c in later and later[c].action == "approve"),
         missed=sum(1 for c in offered_ids if c in later and later[c].action in ("adjust", "deny")),

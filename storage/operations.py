@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from claims.lifecycle import ClaimState
+from storage.review import BATCH
 from storage.tables import (
     AuditEvent,
     Claim,
@@ -105,23 +106,14 @@ def transitions(
 def first_takes(session: Session, claim_ids: Sequence[str]) -> dict[str, list[datetime]]:
     """When each claim's case was taken by a person (every take, oldest first)."""
     out: dict[str, list[datetime]] = {}
-    for start in range(0, len(claim_ids), 500):
-        batch = list(claim_ids[start : start + 500])
+    for start in range(0, len(claim_ids), BATCH):
+        batch = list(claim_ids[start : start + BATCH])
         for claim_id, at in session.execute(
             select(AuditEvent.claim_id, AuditEvent.at)
             .where(AuditEvent.claim_id.in_(batch), AuditEvent.action == "case_taken")
             .order_by(AuditEvent.id)
         ).all():
             out.setdefault(claim_id, []).append(at)
-    return out
-
-
-def claims_by_id(session: Session, claim_ids: Sequence[str]) -> dict[str, Claim]:
-    out: dict[str, Claim] = {}
-    for start in range(0, len(claim_ids), 500):
-        batch = list(claim_ids[start : start + 500])
-        for claim in session.scalars(select(Claim).where(Claim.id.in_(batch))):
-            out[claim.id] = claim
     return out
 
 

@@ -324,7 +324,8 @@ def _same_site_only(request: Request) -> None:
         raise Forbidden("cross-site requests are refused (no Origin of this console)")
 
 
-def _signed_in_user(request: Request, session: SessionDep) -> User:
+def signed_in_user(request: Request, session: SessionDep) -> User:
+    """Anyone signed in to the console (adjusters, admins, team leads), else the login page."""
     _same_site_only(request)
     signed_in = _signed_in(request, session)
     if signed_in is None:
@@ -338,14 +339,9 @@ def _signed_in_user(request: Request, session: SessionDep) -> User:
     return signed_in.user
 
 
-def signed_in_user(request: Request, session: SessionDep) -> User:
-    """Anyone signed in to the console (adjusters, admins, team leads)."""
-    return _signed_in_user(request, session)
-
-
 def review_user(request: Request, session: SessionDep) -> User:
     """An adjuster or admin: a team lead is sent to the operations page instead."""
-    user = _signed_in_user(request, session)
+    user = signed_in_user(request, session)
     if user.role not in CONSOLE_ROLES:
         raise GoToOperations("the review queue is for adjusters", headers={"Location": "/console/operations"})
     return user
