@@ -10,6 +10,7 @@ Run it with ``claimlane serve`` or ``uvicorn api.main:create_app --factory``. Th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ from api.ratelimit import RateLimiter
 from api.routers import admin, claims, health, metrics, payouts, review, shipments, webhooks
 from config.settings import Settings
 from services.context import Services, build_services
+from services.waiting import LocalWakeups
 from services.webhooks import Deliverer
 from workers.decisions import DecisionListener
 from workers.dispatch import Dispatcher, make_dispatcher
@@ -189,6 +191,12 @@ def create_app(
         deliverer = None
         if settings.task_runner == "inprocess" and settings.webhook_poll_s > 0:
             deliverer = Deliverer(svc.sessions, settings.webhook_poll_s, settings.webhook_retry_scale).start()
+        wakeups = None
+        if settings.task_runner == "inprocess":
+            # Decisions made by this server's other web workers wake this one's waiting requests.
+            wakeups = LocalWakeups(settings.data_dir, svc.changes)
+            if not wakeups.start(asyncio.get_running_loop()):
+                wakeups = None
         listener = None
         broker = settings.broker_url.get_secret_value()
         if settings.task_runner == "celery" and broker.startswith(("redis://", "rediss://")):
@@ -199,6 +207,8 @@ def create_app(
         finally:
             if listener is not None:
                 await run_in_threadpool(listener.close)
+            if wakeups is not None:
+                wakeups.close()
             if deliverer is not None:
                 await run_in_threadpool(deliverer.close)
             app.state.dispatcher = None

@@ -70,7 +70,6 @@ from services.photos import (
     store_model_input,
     store_original,
 )
-from services.waiting import RECHECK_S
 from storage import claims as claim_rows
 from storage import metering
 from storage import shipments as shipment_rows
@@ -742,7 +741,7 @@ async def follow_claim(
         return claim
     deadline = time.monotonic() + wait_s
     while (left := deadline - time.monotonic()) > 0:
-        await services.changes.wait(claim_id, min(left, RECHECK_S))
+        await services.changes.wait(claim_id, min(left, services.changes.recheck_s))
         # Re-reads between wake-ups look at the state alone (one column); the claim is loaded again,
         # with everything the answer shows, once it has moved on or the wait is over.
         if not await anyio.to_thread.run_sync(still_assessed):

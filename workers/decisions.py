@@ -1,7 +1,8 @@
 """Decisions announced across processes: a Celery worker that decides a claim publishes its id on the
 broker's Redis; each API process listens and wakes the requests waiting on that claim
 (`GET /v1/claims/{id}?wait=`, services.waiting). Without it those requests would still see the
-decision, by re-reading the claim every 50 ms: this only makes them hear it at once.
+decision, by re-reading the claim every 50 ms: this makes them hear it at once, and lets them re-read
+only every second (a safety net) while the subscription is up.
 
 Best effort by design: a message lost while an API process reconnects costs a waiter at most one
 re-read interval; nothing is decided or stored through this channel.
@@ -56,12 +57,14 @@ class DecisionListener:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
                 try:
+                    self.changes.channel_up = True
                     while not self._stop.is_set():
                         message = pubsub.get_message(timeout=1.0)
                         if message and message.get("type") == "message":
                             data = message["data"]
                             self.changes.wake(data.decode() if isinstance(data, bytes) else str(data))
                 finally:
+                    self.changes.channel_up = False
                     pubsub.close()
                     client.close()
             except Exception:

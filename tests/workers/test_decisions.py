@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from services.waiting import ClaimChanges
+from services.waiting import FAST_RECHECK_S, SAFETY_RECHECK_S, ClaimChanges
 from workers.decisions import DecisionListener, publisher
 
 
@@ -18,7 +18,11 @@ def test_a_published_decision_wakes_the_waiters_of_another_process(redis_url: st
     try:
 
         async def main() -> tuple[bool, float]:
-            await asyncio.sleep(0.3)  # the listener has subscribed
+            for _ in range(50):  # the listener has subscribed
+                if api_side.channel_up:
+                    break
+                await asyncio.sleep(0.05)
+            assert api_side.recheck_s == SAFETY_RECHECK_S
             waiting = asyncio.create_task(api_side.wait("claim-1", timeout=5))
             await asyncio.sleep(0.05)
             started = time.monotonic()
@@ -29,6 +33,18 @@ def test_a_published_decision_wakes_the_waiters_of_another_process(redis_url: st
     finally:
         listener.close()
     assert woken and elapsed < 1
+    # Unsubscribed: waiters fall back to re-reading the claim often.
+    assert not api_side.channel_up and api_side.recheck_s == FAST_RECHECK_S
+
+
+def test_a_listener_that_cannot_subscribe_leaves_the_fast_recheck() -> None:
+    changes = ClaimChanges()
+    listener = DecisionListener("redis://127.0.0.1:1/0", changes).start()  # nothing listens there
+    try:
+        time.sleep(0.3)
+        assert not changes.channel_up and changes.recheck_s == FAST_RECHECK_S
+    finally:
+        listener.close()
 
 
 def test_a_publisher_that_fails_still_wakes_this_process() -> None:
