@@ -218,11 +218,9 @@ def _shipment(carrier: httpx.Client) -> str:
     return tracking
 
 
-def file_and_wait(
-    client: httpx.Client, carrier: httpx.Client, photo_sets: PhotoSets
-) -> tuple[float, str, str]:
-    """(seconds from upload start to decision seen, the decided status, the claim URL)."""
-    tracking = _shipment(carrier)  # the carrier's feed, before the customer files (not timed)
+def file_and_wait(client: httpx.Client, tracking: str, photo_sets: PhotoSets) -> tuple[float, str, str]:
+    """(seconds from upload start to decision seen, the decided status, the claim URL) of a claim on
+    `tracking`, a parcel the carrier's feed announced earlier."""
     photos = photo_sets.take()
     started = time.perf_counter()
     response = client.post(
@@ -249,24 +247,26 @@ def file_and_wait(
 
 def drive(parties: Parties, photos: PhotoSets, claims: int, result: Result) -> list[str]:
     """`result.clients` concurrent clients file `claims` claims in all (after one warm-up claim);
-    the URLs of the decided claims."""
+    the URLs of the decided claims. The parcels' shipments are pushed by the carrier's feed before
+    the clock starts: in production the feed announces every parcel hours or days before any claim
+    (and a hundred parcels per claim), so it is not part of a claim's work."""
     keys = parties.customers[: result.clients]
     clients = [parties.client(k) for k in keys]
     carrier = parties.client(parties.integration)
     urls: list[str] = []
     try:
-        file_and_wait(clients[0], carrier, photos)  # warm-up: first inference, connection pools
+        file_and_wait(clients[0], _shipment(carrier), photos)  # warm-up: first inference, pools
+        parcels = [_shipment(carrier) for _ in range(claims)]
         lock = threading.Lock()
-        remaining = [claims]
 
         def client_loop(client: httpx.Client) -> None:
             while True:
                 with lock:
-                    if remaining[0] == 0:
+                    if not parcels:
                         return
-                    remaining[0] -= 1
+                    tracking = parcels.pop()
                 try:
-                    latency, status, url = file_and_wait(client, carrier, photos)
+                    latency, status, url = file_and_wait(client, tracking, photos)
                 except Exception as exc:  # noqa: BLE001 - counted and reported, never hidden
                     with lock:
                         result.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
@@ -300,7 +300,7 @@ def after_the_decision(parties: Parties, photos: PhotoSets, extras: Extras, n: i
     adjuster = parties.client(parties.adjuster)
     try:
         for _ in range(n):
-            _, _, url = file_and_wait(customer, carrier, photos)
+            _, _, url = file_and_wait(customer, _shipment(carrier), photos)
             claim_id = url.rsplit("/", 1)[-1]
             case = adjuster.get(f"/v1/review/{claim_id}").json()
             shot = case["photos"][0]

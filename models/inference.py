@@ -32,6 +32,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -227,6 +228,21 @@ def _thread_count(value: int | None, configured: int, *, default: int = 0) -> in
 # The model
 
 
+_RUNS: ThreadPoolExecutor | None = None
+_RUNS_LOCK = threading.Lock()
+
+
+def _runs() -> ThreadPoolExecutor:
+    """The threads that run a claim's chunks side by side, one per core, shared by every model of
+    the process (a model swapped for a new champion leaves no threads behind), so concurrent
+    assessments never run more chunks at once than there are cores."""
+    global _RUNS
+    with _RUNS_LOCK:
+        if _RUNS is None:
+            _RUNS = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="onnx-run")
+        return _RUNS
+
+
 class DamageModel:
     """One ONNX Runtime session over one exported damage model.
 
@@ -266,6 +282,10 @@ class DamageModel:
             intra_op_num_threads, settings.ort_intra_threads, default=fair_share
         )
         options.inter_op_num_threads = _thread_count(inter_op_num_threads, settings.ort_inter_threads)
+        # How many session runs fit the cores side by side: `assess` splits a claim's photos over
+        # them, so one claim on an idle machine uses every core, without oversubscribing a busy one
+        # (each run uses its caller's thread plus intra_op - 1 of ONNX Runtime's).
+        self.parallel_runs = max(1, (os.cpu_count() or 1) // max(1, options.intra_op_num_threads))
         try:
             self.session = ort.InferenceSession(
                 str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
@@ -424,29 +444,41 @@ class DamageModel:
 
     def assess(self, batch: np.ndarray) -> Assessment:
         """Grades, damage maps and the photo gate's verdicts of preprocessed inputs, in one session
-        run per chunk (the gate shares the backbone's features, so it costs nothing extra)."""
+        run per chunk (the gate shares the backbone's features, so it costs nothing extra). The
+        chunks (at most `max_batch` inputs, and the batch split over `parallel_runs`) run side by
+        side: a claim's photos are graded on every core instead of one after the other on one."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        probs_parts, map_parts, problems = [], [], []
-        for i in range(0, len(batch), self.max_batch):
-            chunk = batch[i : i + self.max_batch]
-            names = [self._output]
-            if self.has_damage_map:
-                names.append(OUTPUT_DAMAGE_MAP)
-            if self.has_gate:
-                names += [OUTPUT_SCENE, OUTPUT_QUALITY]
-            results = self.session.run(names, {INPUT_NAME: chunk})
-            probs_parts.append(self._grade_probs(np.asarray(results[0], dtype=np.float64), len(chunk)))
-            if self.has_damage_map:
-                map_parts.append(np.asarray(results[1], dtype=np.float32))
-            if self.has_gate:
-                scene = np.asarray(results[-2], dtype=np.float64)
-                quality = np.asarray(results[-1], dtype=np.float64)
-                problems += gate_problems(scene, quality, self.gate_threshold)
-            else:
-                problems += [None] * len(chunk)
+        runs = min(self.parallel_runs, len(batch))
+        step = min(self.max_batch, -(-len(batch) // runs)) if runs else self.max_batch
+        chunks = [batch[i : i + step] for i in range(0, len(batch), step)]
+        if len(chunks) > 1:
+            results = list(_runs().map(self._assess_chunk, chunks))
+        else:
+            results = [self._assess_chunk(chunk) for chunk in chunks]
+        probs_parts = [r[0] for r in results]
+        map_parts = [r[1] for r in results if r[1] is not None]
+        problems = [p for r in results for p in r[2]]
         probs = np.concatenate(probs_parts) if probs_parts else np.zeros((0, NUM_GRADES))
         maps = np.concatenate(map_parts) if map_parts else None
         return Assessment(probs, maps, problems)
+
+    def _assess_chunk(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, list[str | None]]:
+        """One session run: (grade probabilities, damage maps or None, the gate's verdicts)."""
+        names = [self._output]
+        if self.has_damage_map:
+            names.append(OUTPUT_DAMAGE_MAP)
+        if self.has_gate:
+            names += [OUTPUT_SCENE, OUTPUT_QUALITY]
+        results = self.session.run(names, {INPUT_NAME: chunk})
+        probs = self._grade_probs(np.asarray(results[0], dtype=np.float64), len(chunk))
+        maps = np.asarray(results[1], dtype=np.float32) if self.has_damage_map else None
+        if self.has_gate:
+            scene = np.asarray(results[-2], dtype=np.float64)
+            quality = np.asarray(results[-1], dtype=np.float64)
+            problems = gate_problems(scene, quality, self.gate_threshold)
+        else:
+            problems = [None] * len(chunk)
+        return probs, maps, problems
 
     def _run(self, batch: np.ndarray, *, with_map: bool = False):
         names = [self._output, OUTPUT_DAMAGE_MAP] if with_map else [self._output]

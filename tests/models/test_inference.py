@@ -90,6 +90,59 @@ def test_batching_matches_one_by_one(model):
     np.testing.assert_allclose(model.predict_arrays(x, batch_size=5), single, atol=1e-6, rtol=0)
 
 
+def _gated_model(tmp_path: Path) -> DamageModel:
+    """A tiny model with the photo gate's heads: brightness decides the quality verdict."""
+    onnx = pytest.importorskip("onnx")
+    from tests.onnx_models import tiny_model_proto
+
+    quality_w = np.zeros((3, 4), dtype=np.float32)
+    quality_w[:, 0], quality_w[:, 1] = 4.0, -4.0  # ok rises with brightness, dark falls with it
+    gate = (
+        np.zeros((3, 4), np.float32),
+        np.array([4.0, 0, 0, 0], np.float32),
+        quality_w,
+        np.zeros(4, np.float32),
+    )
+    proto = tiny_model_proto(
+        "tiny-gated", np.eye(3, dtype=np.float32), np.zeros(3, np.float32),
+        extra_props={"claimlane.fast_lane": json.dumps({"thresholds": {}, "gate_threshold": 0.5})},
+        gate=gate,
+    )  # fmt: skip
+    path = tmp_path / "tiny-gated" / "model.onnx"
+    path.parent.mkdir()
+    onnx.save(proto, str(path))
+    return DamageModel(path, intra_op_num_threads=1, inter_op_num_threads=1, verify=False)
+
+
+@pytest.mark.parametrize("max_batch", [16, 2])
+def test_assess_split_over_the_cores_matches_one_run(tmp_path, max_batch):
+    gated = _gated_model(tmp_path)
+    gated.max_batch = max_batch
+    x = _inputs(5, seed=4)
+    x[1] = -0.95  # a dark photo among bright ones: its gate verdict must stay at its position
+    gated.parallel_runs = 1
+    one = gated.assess(x)
+    gated.parallel_runs = 2  # chunks of 3 and 2 (or of 2) graded side by side
+    split = gated.assess(x)
+    np.testing.assert_allclose(split.probs, one.probs, atol=1e-6, rtol=0)
+    assert split.problems == one.problems
+    assert split.problems[1] is not None and split.problems.count(None) == 4
+    assert split.maps is None and one.maps is None
+    assert gated.assess(x[1:2]).problems == [one.problems[1]]
+
+
+def test_the_bundled_models_damage_maps_survive_the_split():
+    bundled = DamageModel(default_model_path(), intra_op_num_threads=1, inter_op_num_threads=1)
+    x = _inputs(3, seed=5).clip(-1, 1)
+    bundled.parallel_runs = 1
+    one = bundled.assess(x)
+    bundled.parallel_runs = 2
+    split = bundled.assess(x)
+    assert one.maps is not None and split.maps is not None and split.maps.shape == one.maps.shape
+    np.testing.assert_allclose(split.maps, one.maps, atol=1e-5)
+    np.testing.assert_allclose(split.probs, one.probs, atol=1e-6)
+
+
 def test_predict_arrays_empty_and_wrong_shape(model):
     assert model.predict_arrays(np.zeros((0, 3, INPUT_SIZE, INPUT_SIZE), np.float32)).shape == (0, 4)
     with pytest.raises(ValueError, match="shape"):
