@@ -183,3 +183,5 @@ class LocalWakeups:
         sock.close()
         with contextlib.suppress(OSError):
             self.path.unlink()
+        with contextlib.suppress(OSError):  # the last process of the server leaves no folder either
+            self.folder.rmdir()
