@@ -100,6 +100,10 @@ class ClaimChanges:
             return sum(len(entries) for entries in self._waiting.values())
 
 
+def _uid() -> int:
+    return os.getuid() if hasattr(os, "getuid") else 0
+
+
 class LocalWakeups:
     """Wake-ups between the API processes of one embedded server (`claimlane serve` with several web
     workers): each process binds a Unix datagram socket in a folder named after the data folder;
@@ -113,7 +117,7 @@ class LocalWakeups:
 
     def __init__(self, data_dir: str | os.PathLike[str], changes: ClaimChanges) -> None:
         key = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:16]
-        self.folder = Path(tempfile.gettempdir()) / f"claimlane-{os.getuid()}-{key}"
+        self.folder = Path(tempfile.gettempdir()) / f"claimlane-{_uid()}-{key}"
         self.changes = changes
         # Unique per app, not only per process (tests run several apps in one process).
         self.path = self.folder / f"{os.getpid()}-{secrets.token_hex(4)}.sock"
@@ -123,14 +127,25 @@ class LocalWakeups:
     def start(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Listen on `loop` and announce this process's decisions; False (logged) when the socket
         cannot be made, in which case waiters keep re-reading every FAST_RECHECK_S."""
+        if not hasattr(socket, "AF_UNIX"):
+            return False
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            self.folder.mkdir(mode=0o700, exist_ok=True)
-            if self.folder.stat().st_uid != os.getuid():
-                raise PermissionError(f"{self.folder} belongs to another user")
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sock.setblocking(False)
-            sock.bind(str(self.path))
+            # Twice: the last process of a server stopping may remove the folder between our
+            # mkdir and bind.
+            for attempt in (1, 2):
+                try:
+                    self.folder.mkdir(mode=0o700, exist_ok=True)
+                    if self.folder.stat().st_uid != _uid():
+                        raise PermissionError(f"{self.folder} belongs to another user")
+                    sock.bind(str(self.path))
+                    break
+                except FileNotFoundError:
+                    if attempt == 2:
+                        raise
         except OSError as exc:
+            sock.close()
             logger.warning("no wake-ups between API processes (%s); waiting requests re-read instead", exc)
             return False
         self._sock, self._loop = sock, loop
