@@ -130,3 +130,21 @@ def test_a_png_over_the_full_decode_cap_is_refused_before_decoding() -> None:
     jpeg = io.BytesIO()
     Image.new("RGB", (8000, 6000), (90, 90, 90)).save(jpeg, format="JPEG", quality=50)
     assert load_image(jpeg.getvalue()).size == (1000, 750)  # 48 MP JPEG: draft mode, 1/8 scale
+
+
+def test_a_jpeg_decoded_in_one_call_has_the_same_pixels_and_truncation_is_still_refused(tmp_path):
+    """load_image hands Pillow's decoder the whole JPEG at once (one GIL release instead of one per
+    64 KiB block): the pixels are those of Pillow's block-by-block decode, from bytes and from a path,
+    and a cut-off JPEG is refused as before."""
+    from bench.phone_photos import phone_jpeg
+
+    data = phone_jpeg(3, size=(1600, 1200))
+    reference = Image.open(io.BytesIO(data))
+    reference.draft("RGB", (224, 224))
+    expected = np.asarray(reference.convert("RGB"))
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(data)
+    for source in (data, path):
+        np.testing.assert_array_equal(np.asarray(load_image(source, min_side=224)), expected)
+    with pytest.raises(ImageError, match="truncated"):
+        load_image(data[: len(data) * 2 // 3], min_side=224)
