@@ -155,8 +155,11 @@ class LocalWakeups:
         return True
 
     def _receive(self) -> None:
+        """Every datagram waiting on the socket (the event loop calls this when it is readable)."""
         sock = self._sock
-        while sock is not None:
+        if sock is None:
+            return
+        while True:
             try:
                 data = sock.recv(256)
             except (BlockingIOError, InterruptedError):
@@ -176,8 +179,9 @@ class LocalWakeups:
             entries = list(os.scandir(self.folder))
         except OSError:
             return
+        own = str(self.path)
         for entry in entries:
-            if not entry.name.endswith(".sock") or entry.path == str(self.path):
+            if not entry.name.endswith(".sock") or entry.path == own:
                 continue
             try:
                 sock.sendto(message, entry.path)
