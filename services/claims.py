@@ -72,9 +72,10 @@ from services.photos import (
 )
 from storage import claims as claim_rows
 from storage import metering
+from storage import photos as photo_rows
 from storage import shipments as shipment_rows
 from storage.review import mark_entered_review
-from storage.tables import Claim, ClaimFeedback, Photo, User, new_id, utcnow
+from storage.tables import Claim, ClaimFeedback, User, new_id, utcnow
 from storage.transitions import append_note, apply_transition
 
 logger = logging.getLogger(__name__)
@@ -379,11 +380,6 @@ def _discard(services: Services, created: list[tuple[str, list[str]]]) -> None:
     discard_objects(services.store, [k for sha, keys in created if sha not in in_use for k in keys])
 
 
-def _add_photos(claim: Claim, stored: list[StoredPhoto], *, first_position: int, now: datetime) -> None:
-    for position, photo in enumerate(stored, start=first_position):
-        claim.photos.append(Photo.from_stored(photo, position=position, created_at=now))
-
-
 # write(stored photos, now) -> the claim whose rows are now in the session.
 _Write = Callable[[list[StoredPhoto], datetime], Claim]
 
@@ -527,7 +523,7 @@ def file_claim(
             now=now,
             detail={"photos": len(stored)},
         )
-        _add_photos(claim, stored, first_position=1, now=now)
+        photo_rows.add_to_claim(session, claim, stored, first_position=1, now=now)
         return claim
 
     # The shipment as check() found it, for write(): looked up once per request.
@@ -623,7 +619,7 @@ def add_photos(
             now=now,
         )
         start = max((p.position for p in claim.photos), default=0) + 1
-        _add_photos(claim, stored, first_position=start, now=now)
+        photo_rows.add_to_claim(session, claim, stored, first_position=start, now=now)
         claim.decision_due_at = now + DECISION_WITHIN
         return claim
 

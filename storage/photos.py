@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from storage.tables import Photo, PhotoHash, hash_segments
+from storage.tables import Claim, Photo, PhotoHash, hash_segments
 
 # Ids per IN (...) list: well below every database's bound-parameter limit.
 BATCH = 500
@@ -32,6 +34,33 @@ def of_claims(session: Session, claim_ids: Sequence[str]) -> list[Photo]:
         photos.extend(
             session.scalars(select(Photo).where(Photo.claim_id.in_(claim_ids[start : start + BATCH])))
         )
+    return photos
+
+
+def add_to_claim(
+    session: Session, claim: Claim, stored: Sequence[Any], *, first_position: int, now: datetime
+) -> list[Photo]:
+    """Rows for photos `services.photos` has stored (`StoredPhoto`s), on `claim`, numbered from
+    `first_position`, and their perceptual hashes, in the session's transaction.
+
+    The hashes (ten per photo) go in as one multi-row INSERT once the photos are flushed. As ORM
+    objects each was its own INSERT ... RETURNING id, because the ORM reads integer keys back row
+    by row: thirty statements for a claim of three photos, on the upload's critical path."""
+    photos = [
+        Photo.from_stored(photo, position=position, created_at=now, with_hashes=False)
+        for position, photo in enumerate(stored, start=first_position)
+    ]
+    session.add(claim)
+    claim.photos.extend(photos)
+    session.flush()
+    rows = [
+        {"photo_id": row.id, **PhotoHash.columns(kind, value)}
+        for row, photo in zip(photos, stored, strict=True)
+        if photo.fingerprint is not None
+        for kind, value in enumerate(photo.fingerprint.hashes)
+    ]
+    if rows:
+        session.execute(insert(PhotoHash), rows)
     return photos
 
 

@@ -320,11 +320,16 @@ class Photo(Base):
     )
 
     @classmethod
-    def from_stored(cls, stored: Any, *, position: int, created_at: datetime | None = None) -> Photo:
+    def from_stored(
+        cls, stored: Any, *, position: int, created_at: datetime | None = None, with_hashes: bool = True
+    ) -> Photo:
         """The row for a photo `services.photos.store_photo` has put in the object store, with its
-        perceptual hashes (claim and customer are filled in when the photo joins its claim)."""
+        perceptual hashes as `PhotoHash` objects unless `with_hashes` is False (claim and customer
+        are filled in when the photo joins its claim). Uploads go through
+        `storage.photos.add_to_claim`, which inserts the hashes in one statement instead."""
         taken = stored.taken
         photo = cls(
+            id=new_id(),
             position=position,
             sha256=stored.sha256,
             original_key=stored.original_key,
@@ -341,7 +346,10 @@ class Photo(Base):
         )
         if stored.fingerprint is not None:
             photo.mirror_hash = stored.fingerprint.mirrored[0]
-            photo.hashes = [PhotoHash.of(kind, value) for kind, value in enumerate(stored.fingerprint.hashes)]
+            if with_hashes:
+                photo.hashes = [
+                    PhotoHash.of(kind, value) for kind, value in enumerate(stored.fingerprint.hashes)
+                ]
         return photo
 
 
@@ -377,8 +385,13 @@ class PhotoHash(Base):
 
     @classmethod
     def of(cls, kind: int, value: int) -> PhotoHash:
+        return cls(**cls.columns(kind, value))
+
+    @staticmethod
+    def columns(kind: int, value: int) -> dict[str, int]:
+        """The row's columns but the photo: the hash and its four indexed segments."""
         s0, s1, s2, s3 = hash_segments(value)
-        return cls(kind=kind, value=value, s0=s0, s1=s1, s2=s2, s3=s3)
+        return {"kind": kind, "value": value, "s0": s0, "s1": s1, "s2": s2, "s3": s3}
 
 
 class Shipment(Base):

@@ -23,8 +23,9 @@ from claims.lifecycle import Actor, ClaimState
 from claims.policy import PolicyConfig
 from services.context import Services
 from services.photos import prepare_photo, store_original
+from storage import photos as photo_rows
 from storage import shipments as shipment_rows
-from storage.tables import Claim, Photo, User
+from storage.tables import Claim, User, utcnow
 from storage.transitions import apply_transition
 
 # --------------------------------------------------------------------------------------------------
@@ -185,12 +186,14 @@ def submit_claim(
             declared_value=Decimal(declared_value),
             currency=currency,
         )
-        for position, data in enumerate(photos):
+        stored = []
+        for data in photos:
             prepared = prepare_photo(data, model_size=224)  # as an upload is: the original only
             store_original(services.store, prepared)
-            claim.photos.append(Photo.from_stored(prepared.photo, position=position))
+            stored.append(prepared.photo)
         session.add(claim)
         apply_transition(session, claim, ClaimState.SUBMITTED, Actor.CUSTOMER, user_id=customer_id)
+        photo_rows.add_to_claim(session, claim, stored, first_position=0, now=utcnow())
         session.commit()
         return claim.id
 
