@@ -10,8 +10,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.fingerprints import MATCH_DISTANCE
+from services.photos import prepare_photo
 from storage import claims as claim_rows
 from storage import model_events as event_rows
 from storage import photos as photo_rows
@@ -19,7 +22,8 @@ from storage import review as review_rows
 from storage import shadow as shadow_rows
 from storage import users as user_rows
 from storage.db import make_engine, make_sessionmaker, migrate
-from storage.tables import AuditEvent, Claim, Photo, ShadowPrediction, User
+from storage.tables import AuditEvent, Claim, Photo, PhotoHash, ShadowPrediction, User, hash_segments
+from tests.factories import scene_photo
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -344,3 +348,57 @@ def test_shadow_predictions_filtered_oldest_first(sessions: sessionmaker[Session
         assert len(shadow_rows.predictions(session, challenger_version="v2")) == 2
         since = shadow_rows.predictions(session, since=T0 + timedelta(minutes=30))
         assert [r.challenger_version for r in since] == ["v2", "v3"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_sessions(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[sessionmaker[Session]]:
+    """Sessions on SQLite, then on a real PostgreSQL (skipped loudly, or failed on CI, when down)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'claimlane.db'}"
+        monkeypatch.chdir(tmp_path)
+    else:
+        url = request.getfixturevalue("postgres_url")
+    migrate(url)
+    engine = make_engine(url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+def test_a_claims_photo_hashes_go_in_with_one_statement_and_are_found(
+    any_sessions: sessionmaker[Session],
+) -> None:
+    stored = [prepare_photo(scene_photo(seed), model_size=224).photo for seed in (11, 12, 13)]
+    inserts: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        if statement.lstrip().upper().startswith("INSERT INTO PHOTO_HASHES"):
+            inserts.append(statement)
+
+    with any_sessions.begin() as session:
+        customer = _user(session)
+        claim = _claim(session, customer, f"HASH-{uuid.uuid4().hex[:8]}", state="submitted")
+        event.listen(session.connection().engine, "before_cursor_execute", count)
+        try:
+            photos = photo_rows.add_to_claim(session, claim, stored, first_position=1, now=T0)
+        finally:
+            event.remove(session.connection().engine, "before_cursor_execute", count)
+        claim_id, photo_ids = claim.id, [p.id for p in photos]
+    assert len(inserts) == 1  # thirty hashes, one statement (the ORM wrote one per hash)
+
+    with any_sessions() as session:
+        rows = session.scalars(select(PhotoHash).where(PhotoHash.photo_id.in_(photo_ids))).all()
+        for photo_id, photo in zip(photo_ids, stored, strict=True):
+            assert photo.fingerprint is not None
+            mine = sorted((r for r in rows if r.photo_id == photo_id), key=lambda r: r.kind)
+            assert [r.value for r in mine] == list(photo.fingerprint.hashes)
+            assert all((r.s0, r.s1, r.s2, r.s3) == hash_segments(r.value) for r in mine)
+        assert sorted(p.position for p in photo_rows.of_claims(session, [claim_id])) == [1, 2, 3]
+        # A re-upload of the second photo finds it through the stored hashes.
+        again = stored[1].fingerprint
+        assert again is not None
+        hits = photo_rows.similar_photos(
+            session, [again.hashes[0], again.mirrored[0]], list(again.hashes[1:]), max_distance=MATCH_DISTANCE
+        )
+        assert [(h.photo_id, h.claim_id, h.distance) for h in hits][:1] == [(photo_ids[1], claim_id, 0)]
