@@ -47,7 +47,7 @@ def add_to_claim(
     objects each was its own INSERT ... RETURNING id, because the ORM reads integer keys back row
     by row: thirty statements for a claim of three photos, on the upload's critical path."""
     photos = [
-        Photo.from_stored(photo, position=position, created_at=now, with_hashes=False)
+        Photo.from_stored(photo, position=position, created_at=now)
         for position, photo in enumerate(stored, start=first_position)
     ]
     session.add(claim)

@@ -320,13 +320,10 @@ class Photo(Base):
     )
 
     @classmethod
-    def from_stored(
-        cls, stored: Any, *, position: int, created_at: datetime | None = None, with_hashes: bool = True
-    ) -> Photo:
-        """The row for a photo `services.photos.store_photo` has put in the object store, with its
-        perceptual hashes as `PhotoHash` objects unless `with_hashes` is False (claim and customer
-        are filled in when the photo joins its claim). Uploads go through
-        `storage.photos.add_to_claim`, which inserts the hashes in one statement instead."""
+    def from_stored(cls, stored: Any, *, position: int, created_at: datetime | None = None) -> Photo:
+        """The row for a photo `services.photos.store_photo` has put in the object store (claim and
+        customer are filled in when the photo joins its claim); `storage.photos.add_to_claim` adds
+        it to its claim with its perceptual hashes."""
         taken = stored.taken
         photo = cls(
             id=new_id(),
@@ -346,10 +343,6 @@ class Photo(Base):
         )
         if stored.fingerprint is not None:
             photo.mirror_hash = stored.fingerprint.mirrored[0]
-            if with_hashes:
-                photo.hashes = [
-                    PhotoHash.of(kind, value) for kind, value in enumerate(stored.fingerprint.hashes)
-                ]
         return photo
 
 
@@ -382,10 +375,6 @@ class PhotoHash(Base):
     __table_args__ = tuple(
         Index(f"ix_photo_hashes_{s}", s, "kind", "value") for s in ("s0", "s1", "s2", "s3")
     )
-
-    @classmethod
-    def of(cls, kind: int, value: int) -> PhotoHash:
-        return cls(**cls.columns(kind, value))
 
     @staticmethod
     def columns(kind: int, value: int) -> dict[str, int]:

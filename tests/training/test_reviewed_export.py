@@ -19,7 +19,8 @@ from PIL import Image
 from config.settings import Settings
 from services.context import Services, build_services
 from services.photos import store_photo
-from storage.tables import AuditEvent, Claim, Photo, PhotoLabel, ReviewDecision, User
+from storage import photos as photo_rows
+from storage.tables import AuditEvent, Claim, Photo, PhotoLabel, ReviewDecision, User, utcnow
 from training.annotations import reviewed_photos
 from training.manifest import read_manifest
 from training.reviewed import export_reviewed, hamming, phash, split_by_time
@@ -84,11 +85,12 @@ def add_claim(services: Services, seeded: Seeded, photos: list[bytes], *, model_
             claim_grade=1,
             claim_probs=[0.2, 0.5, 0.2, 0.1],
         )
-        for position, data in enumerate(photos, start=1):
+        stored_photos = []
+        for data in photos:
             stored, _ = store_photo(services.store, data)
             seeded.originals[stored.sha256] = data
-            claim.photos.append(Photo.from_stored(stored, position=position))
-        session.add(claim)
+            stored_photos.append(stored)
+        photo_rows.add_to_claim(session, claim, stored_photos, first_position=1, now=utcnow())
         session.commit()
         seeded.claims.append(claim.id)
         seeded.photos[claim.id] = sorted(claim.photos, key=lambda p: p.position)
