@@ -75,7 +75,6 @@ class Follow:
 
 
 FOLLOW = Follow()
-FLOOR: list[Floor] = []  # set in main(): measured before each row of claims (not the HEIC row)
 REDIS_URL = os.environ.get("CLAIMLANE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 PG_ADMIN_URL = os.environ.get(
     "CLAIMLANE_BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -94,13 +93,12 @@ class Result:
     outcomes: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     skipped: str | None = None
-    measure_floor: bool = True
-    floor_s: float = float("nan")  # the floor's CPU seconds per claim, measured right before the row
-    floor_photo_s: float = float("nan")  # of which decode and hashes, per photo
+    floor_s: float | None = None  # the floor's CPU seconds per claim, measured right before the row
+    floor_photo_s: float | None = None  # of which decode and hashes, per photo
 
-    def floor_rate(self, cores: int) -> float:
-        """Claims per second the floor's work alone allows on `cores` cores."""
-        return cores / self.floor_s
+    def floor_rate(self, cores: int) -> float | None:
+        """Claims per second the floor's work alone allows on `cores` cores (None: not measured)."""
+        return None if self.floor_s is None else cores / self.floor_s
 
     @property
     def claims_per_s(self) -> float:
@@ -254,7 +252,9 @@ def file_and_wait(client: httpx.Client, tracking: str, photo_sets: PhotoSets) ->
     raise RuntimeError(f"claim {url} not decided within {DECISION_TIMEOUT_S:.0f}s")
 
 
-def drive(parties: Parties, photos: PhotoSets, claims: int, result: Result) -> list[str]:
+def drive(
+    parties: Parties, photos: PhotoSets, claims: int, result: Result, floor: Floor | None = None
+) -> list[str]:
     """`result.clients` concurrent clients file `claims` claims in all (after one warm-up claim);
     the URLs of the decided claims. The parcels' shipments are pushed by the carrier's feed before
     the clock starts: in production the feed announces every parcel hours or days before any claim
@@ -285,8 +285,8 @@ def drive(parties: Parties, photos: PhotoSets, claims: int, result: Result) -> l
                     result.outcomes[status] = result.outcomes.get(status, 0) + 1
                     urls.append(url)
 
-        if FLOOR and result.measure_floor:
-            result.floor_s, result.floor_photo_s = FLOOR[0].measure()
+        if floor is not None:
+            result.floor_s, result.floor_photo_s = floor.measure()
         started, cpu = time.perf_counter(), time.process_time()
         with ThreadPoolExecutor(len(clients)) as pool:
             for future in [pool.submit(client_loop, c) for c in clients]:
@@ -362,7 +362,9 @@ def _parties(env: dict[str, str], base_url: str, clients: int, prefix: str) -> P
     )
 
 
-def run_embedded(args, tmp: Path, photos, heic, model_env: dict[str, str], extras: Extras) -> list[Result]:
+def run_embedded(
+    args, tmp: Path, photos, heic, model_env: dict[str, str], extras: Extras, floor: Floor
+) -> list[Result]:
     env = base_env(
         {**model_env, "CLAIMLANE_DATA_DIR": str(tmp / "embedded"), "CLAIMLANE_TASK_RUNNER": "inprocess"}
     )
@@ -371,11 +373,11 @@ def run_embedded(args, tmp: Path, photos, heic, model_env: dict[str, str], extra
         parties = _parties(env, base_url, max(args.clients), "embedded")
         for clients in args.clients:
             result = Result("embedded", "SQLite + local files + in-process threads", clients)
-            drive(parties, photos, args.claims, result)
+            drive(parties, photos, args.claims, result, floor)
             results.append(result)
         after_the_decision(parties, photos, extras)
         if heic and args.heic:
-            extras.heic = Result("embedded, HEIC", "as above", 1, measure_floor=False)
+            extras.heic = Result("embedded, HEIC", "as above", 1)
             drive(parties, PhotoSets([heic]), args.heic, extras.heic)
     return results
 
@@ -424,7 +426,7 @@ def redis_problem(url: str) -> str | None:
     return None
 
 
-def run_celery(args, tmp: Path, photos, model_env: dict[str, str]) -> list[Result]:
+def run_celery(args, tmp: Path, photos, model_env: dict[str, str], floor: Floor) -> list[Result]:
     problem = redis_problem(REDIS_URL)
     if problem:
         return [Result("celery", "-", skipped=f"Redis unreachable at {REDIS_URL} ({problem})")]
@@ -461,7 +463,7 @@ def run_celery(args, tmp: Path, photos, model_env: dict[str, str]) -> list[Resul
                     result = Result(
                         "celery", f"{backend} + local files + Redis + Celery prefork (2)", clients
                     )
-                    drive(parties, photos, args.claims, result)
+                    drive(parties, photos, args.claims, result, floor)
                     results.append(result)
         with contextlib.suppress(Exception):
             import redis
@@ -605,16 +607,15 @@ def print_report(results: list[Result], extras: Extras, args, model_note: str, p
         f"- {args.claims} claims per row after 1 warm-up, {len(photos)} photos per claim (4032x3024 JPEG: "
         f"{sizes}; {args.photo_sets} distinct sets used in turn); {FOLLOW.describe()}"
     )
-    floors = [r for r in results if not r.skipped and r.floor_s == r.floor_s]
-    if floors:
-        lo = min(floors, key=lambda r: r.floor_s)
-        hi = max(floors, key=lambda r: r.floor_s)
+    floors = [r.floor_s for r in results if r.floor_s is not None]
+    per_photo = [r.floor_photo_s for r in results if r.floor_photo_s is not None]
+    if floors and per_photo:
         print(
             f"- floor: the CPU time of what the decision needs at least (per photo: one draft-mode decode at "
             f"the model's size, the hashes and the model input; per claim: the CNN on the batch, one "
-            f"thread), measured right before each row: {lo.floor_s * 1e3:.0f}-{hi.floor_s * 1e3:.0f} ms "
-            f"per claim ({lo.floor_photo_s * 1e3:.0f}-{hi.floor_photo_s * 1e3:.0f} ms per photo to decode and "
-            f"hash), so at most {hi.floor_rate(cores):.1f}-{lo.floor_rate(cores):.1f} claims/s on {cores} "
+            f"thread), measured right before each row: {min(floors) * 1e3:.0f}-{max(floors) * 1e3:.0f} ms "
+            f"per claim ({min(per_photo) * 1e3:.0f}-{max(per_photo) * 1e3:.0f} ms per photo to decode and "
+            f"hash), so at most {cores / max(floors):.1f}-{cores / min(floors):.1f} claims/s on {cores} "
             f"cores; each row's share is taken against its own floor"
         )
     print()
@@ -628,10 +629,8 @@ def print_report(results: list[Result], extras: Extras, args, model_note: str, p
             print(f"| {r.mode} | - | skipped: {r.skipped} | | | | | | | |")
             continue
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
-        if r.floor_s == r.floor_s:
-            floor = f"{r.floor_rate(cores):.1f} | {r.claims_per_s / r.floor_rate(cores):.0%}"
-        else:
-            floor = " | "
+        rate = r.floor_rate(cores)
+        floor = " | " if rate is None else f"{rate:.1f} | {r.claims_per_s / rate:.0%}"
         print(
             f"| {r.mode} | {r.clients} | {r.claims_per_s:.2f} | {floor} | "
             f"{r.pct(50) * 1e3:.0f} | {r.pct(95) * 1e3:.0f} | "
@@ -688,14 +687,14 @@ def main(argv: list[str] | None = None) -> int:
         env_model, note = model_env(args.model, tmp)
         env_model["CLAIMLANE_WEB_WORKERS"] = str(args.web_workers)
         note += f"; {args.web_workers} API server process(es), ONNX Runtime 1 thread per assessment"
-        FLOOR[:] = [Floor(env_model["CLAIMLANE_MODEL_PATH"], photos)]
+        floor = Floor(env_model["CLAIMLANE_MODEL_PATH"], photos)
         extras = Extras()
         results: list[Result] = []
         try:
             if "embedded" in modes:
-                results += run_embedded(args, tmp, photo_sets, heic, env_model, extras)
+                results += run_embedded(args, tmp, photo_sets, heic, env_model, extras, floor)
             if "celery" in modes:
-                results += run_celery(args, tmp, photo_sets, env_model)
+                results += run_celery(args, tmp, photo_sets, env_model, floor)
         except RuntimeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
