@@ -90,11 +90,15 @@ class Result:
     latencies: list[float] = field(default_factory=list)  # seconds, upload start -> decision seen
     wall_s: float = 0.0
     client_cpu_s: float = 0.0  # CPU the benchmark's own clients used (they share the machine)
+    service_cpu_s: float | None = None  # CPU of the service's processes (API, workers) over the row
     outcomes: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     skipped: str | None = None
     floor_s: float | None = None  # the floor's CPU seconds per claim, measured right before the row
     floor_photo_s: float | None = None  # of which decode and hashes, per photo
+
+    def per_claim(self, seconds: float | None) -> float | None:
+        return None if seconds is None or not self.latencies else seconds / len(self.latencies)
 
     def floor_rate(self, cores: int) -> float | None:
         """Claims per second the floor's work alone allows on `cores` cores (None: not measured)."""
@@ -152,6 +156,36 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def tree_cpu_s(roots: list[int]) -> float:
+    """CPU seconds (user + system, all threads) used so far by the live processes under `roots`,
+    the roots included: what the service spends, read from /proc (Linux), so a row's overhead over
+    the floor is measured as work rather than inferred from throughput on a machine whose speed
+    drifts."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])  # after "pid (comm)": state, ppid, ...
+        times[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    total, todo, seen = 0.0, list(roots), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in times:
+            continue
+        seen.add(pid)
+        total += times[pid]
+        todo.extend(child for child, parent in parents.items() if parent == pid)
+    return total
 
 
 def tail(log: Path, lines: int = 30) -> str:
@@ -253,7 +287,12 @@ def file_and_wait(client: httpx.Client, tracking: str, photo_sets: PhotoSets) ->
 
 
 def drive(
-    parties: Parties, photos: PhotoSets, claims: int, result: Result, floor: Floor | None = None
+    parties: Parties,
+    photos: PhotoSets,
+    claims: int,
+    result: Result,
+    floor: Floor | None = None,
+    service: list[int] | None = None,
 ) -> list[str]:
     """`result.clients` concurrent clients file `claims` claims in all (after one warm-up claim);
     the URLs of the decided claims. The parcels' shipments are pushed by the carrier's feed before
@@ -287,12 +326,15 @@ def drive(
 
         if floor is not None:
             result.floor_s, result.floor_photo_s = floor.measure()
+        service_cpu = tree_cpu_s(service) if service else None
         started, cpu = time.perf_counter(), time.process_time()
         with ThreadPoolExecutor(len(clients)) as pool:
             for future in [pool.submit(client_loop, c) for c in clients]:
                 future.result()
         result.wall_s = time.perf_counter() - started
         result.client_cpu_s = time.process_time() - cpu
+        if service and service_cpu is not None:
+            result.service_cpu_s = tree_cpu_s(service) - service_cpu
     finally:
         for client in [*clients, carrier]:
             client.close()
@@ -332,8 +374,8 @@ def after_the_decision(parties: Parties, photos: PhotoSets, extras: Extras, n: i
 
 
 @contextlib.contextmanager
-def server(env: dict[str, str], tmp: Path, name: str) -> Iterator[str]:
-    """`claimlane serve` on a free port; yields its base URL once /healthz answers."""
+def server(env: dict[str, str], tmp: Path, name: str) -> Iterator[tuple[str, int]]:
+    """`claimlane serve` on a free port; yields its base URL and process id once /healthz answers."""
     port = free_port()
     log = tmp / f"{name}-api.log"
     args = [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
@@ -343,7 +385,7 @@ def server(env: dict[str, str], tmp: Path, name: str) -> Iterator[str]:
             lambda: httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200, proc, log, "API server"
         )
         try:
-            yield base_url
+            yield base_url, proc.pid
         except BaseException:
             print(
                 f"API server ({'running' if proc.poll() is None else f'exit {proc.returncode}'}), last lines "
@@ -369,11 +411,11 @@ def run_embedded(
         {**model_env, "CLAIMLANE_DATA_DIR": str(tmp / "embedded"), "CLAIMLANE_TASK_RUNNER": "inprocess"}
     )
     results = []
-    with server(env, tmp, "embedded") as base_url:
+    with server(env, tmp, "embedded") as (base_url, pid):
         parties = _parties(env, base_url, max(args.clients), "embedded")
         for clients in args.clients:
             result = Result("embedded", "SQLite + local files + in-process threads", clients)
-            drive(parties, photos, args.claims, result, floor)
+            drive(parties, photos, args.claims, result, floor, [pid])
             results.append(result)
         after_the_decision(parties, photos, extras)
         if heic and args.heic:
@@ -457,13 +499,13 @@ def run_celery(args, tmp: Path, photos, model_env: dict[str, str], floor: Floor)
                 worker_log,
                 "Celery worker",
             )
-            with server(env, tmp, "celery") as base_url:
+            with server(env, tmp, "celery") as (base_url, pid):
                 parties = _parties(env, base_url, max(args.clients), "celery")
                 for clients in args.clients:
                     result = Result(
                         "celery", f"{backend} + local files + Redis + Celery prefork (2)", clients
                     )
-                    drive(parties, photos, args.claims, result, floor)
+                    drive(parties, photos, args.claims, result, floor, [pid, worker.pid])
                     results.append(result)
         with contextlib.suppress(Exception):
             import redis
@@ -620,20 +662,24 @@ def print_report(results: list[Result], extras: Extras, args, model_note: str, p
         )
     print()
     print(
-        "| mode | clients | claims/s | floor claims/s | share of floor | p50 ms | p95 ms | client CPU ms/claim "
-        "| errors | outcomes |"
+        "| mode | clients | claims/s | floor claims/s | share of floor | p50 ms | p95 ms "
+        "| service CPU ms/claim | x floor | client CPU ms/claim | errors | outcomes |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in [*results, *([extras.heic] if extras.heic else [])]:
         if r.skipped:
-            print(f"| {r.mode} | - | skipped: {r.skipped} | | | | | | | |")
+            print(f"| {r.mode} | - | skipped: {r.skipped} | | | | | | | | | |")
             continue
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
         rate = r.floor_rate(cores)
         floor = " | " if rate is None else f"{rate:.1f} | {r.claims_per_s / rate:.0%}"
+        service = r.per_claim(r.service_cpu_s)
+        work = " | " if service is None else f"{service * 1e3:.0f} | "
+        if service is not None and r.floor_s:
+            work += f"{service / r.floor_s:.2f}"
         print(
             f"| {r.mode} | {r.clients} | {r.claims_per_s:.2f} | {floor} | "
-            f"{r.pct(50) * 1e3:.0f} | {r.pct(95) * 1e3:.0f} | "
+            f"{r.pct(50) * 1e3:.0f} | {r.pct(95) * 1e3:.0f} | {work} | "
             f"{r.client_cpu_s / max(1, len(r.latencies)) * 1e3:.0f} | {len(r.errors)} | {outcomes} |"
         )
     print()
