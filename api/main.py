@@ -22,10 +22,9 @@ import starlette.formparsers
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import console
+from api import console, uploads
 from api.errors import error_response, install_error_handlers
 from api.observability import RequestMetricsMiddleware
 from api.ratelimit import RateLimiter
@@ -135,10 +134,11 @@ class BodySizeLimitMiddleware:
 
 
 # Uploaded photos up to this size stay in memory while a request is parsed, instead of going to a
-# temporary file and being read back (Starlette's default is 1 MiB; a phone photo is 3-5 MB). Larger
-# ones, and the rest of a request past it, still spill to disk, so memory per request stays bounded.
+# temporary file and being read back (Starlette's default is 1 MiB; a phone photo is 3-5 MB), kept as
+# the pieces that arrived and joined once (api.uploads). Larger ones still spill to disk, so memory
+# per request stays bounded.
 UPLOAD_SPOOL_BYTES = 8 * 1024 * 1024
-MultiPartParser.spool_max_size = UPLOAD_SPOOL_BYTES
+uploads.install(UPLOAD_SPOOL_BYTES)
 
 
 def _decode_form_text(src: bytes | bytearray, codec: str) -> str:
