@@ -74,7 +74,7 @@ class UploadSpool:
 
     def read(self, size: int | None = -1) -> bytes:
         if self._file is not None:
-            return self._file.read(size)
+            return self._file.read(-1 if size is None else size)
         if self.closed:
             raise ValueError("read from a closed upload spool")
         data = self._bytes()

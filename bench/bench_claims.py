@@ -374,7 +374,7 @@ def after_the_decision(parties: Parties, photos: PhotoSets, extras: Extras, n: i
 
 
 @contextlib.contextmanager
-def server(env: dict[str, str], tmp: Path, name: str) -> Iterator[tuple[str, int]]:
+def serving(env: dict[str, str], tmp: Path, name: str) -> Iterator[tuple[str, int]]:
     """`claimlane serve` on a free port; yields its base URL and process id once /healthz answers."""
     port = free_port()
     log = tmp / f"{name}-api.log"
@@ -395,6 +395,13 @@ def server(env: dict[str, str], tmp: Path, name: str) -> Iterator[tuple[str, int
             raise
 
 
+@contextlib.contextmanager
+def server(env: dict[str, str], tmp: Path, name: str) -> Iterator[str]:
+    """`claimlane serve` on a free port; yields its base URL once /healthz answers."""
+    with serving(env, tmp, name) as (base_url, _):
+        yield base_url
+
+
 def _parties(env: dict[str, str], base_url: str, clients: int, prefix: str) -> Parties:
     return Parties(
         base_url,
@@ -411,7 +418,7 @@ def run_embedded(
         {**model_env, "CLAIMLANE_DATA_DIR": str(tmp / "embedded"), "CLAIMLANE_TASK_RUNNER": "inprocess"}
     )
     results = []
-    with server(env, tmp, "embedded") as (base_url, pid):
+    with serving(env, tmp, "embedded") as (base_url, pid):
         parties = _parties(env, base_url, max(args.clients), "embedded")
         for clients in args.clients:
             result = Result("embedded", "SQLite + local files + in-process threads", clients)
@@ -499,7 +506,7 @@ def run_celery(args, tmp: Path, photos, model_env: dict[str, str], floor: Floor)
                 worker_log,
                 "Celery worker",
             )
-            with server(env, tmp, "celery") as (base_url, pid):
+            with serving(env, tmp, "celery") as (base_url, pid):
                 parties = _parties(env, base_url, max(args.clients), "celery")
                 for clients in args.clients:
                     result = Result(
