@@ -23,7 +23,9 @@ each client waits for the decision with one long poll, ``GET /v1/claims/{id}?wai
 claims/s, upload-to-decision p50/p95, errors and undecided claims, and the floor: what the decision
 needs at least (one draft-mode decode at the model's size and the hashes per photo, the CNN on the
 claim's batch), as CPU time measured in this process right before each row, / cores, with the row's
-claims/s as a share of it. Also measured: how long
+claims/s as a share of it; and the service's CPU per claim over the row (the server's processes and,
+in Celery mode, the worker's, from /proc) with its ratio to the floor: the overhead as work, which
+drifts less than throughput on a shared machine. Also measured: how long
 after a decision the adjuster's heatmap takes to arrive (it is drawn on first view), that the served
 copy carries no GPS, and `--heic` claims of HEIC photos. A measurement, not a test.
 
