@@ -3,6 +3,7 @@ reviewed photos run), directly on a migrated SQLite database."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -402,3 +403,20 @@ def test_a_claims_photo_hashes_go_in_with_one_statement_and_are_found(
             session, [again.hashes[0], again.mirrored[0]], list(again.hashes[1:]), max_distance=MATCH_DISTANCE
         )
         assert [(h.photo_id, h.claim_id, h.distance) for h in hits][:1] == [(photo_ids[1], claim_id, 0)]
+
+
+def test_segment_keys_are_every_segment_within_one_bit_and_render_as_plain_integers() -> None:
+    """The near-duplicate look-up writes its keys into the SQL as integer literals: they must be exactly
+    the segments within one bit of the queries' (signed hashes included), and nothing but digits."""
+    values = [0, -1, (1 << 63) - 1, -(1 << 63), 0x0123_4567_89AB_CDEF, -0x0123_4567_89AB_CDEF]
+    keys = photo_rows._segment_keys(values)
+    for i in range(4):
+        expected: set[int] = set()
+        for value in values:
+            segment = hash_segments(value)[i]
+            expected |= {segment} | {segment ^ (1 << bit) for bit in range(16)}
+        assert keys[i].tolist() == sorted(expected)
+    sql = photo_rows._segment_lookup("s2", keys[2], whole_only=True)
+    assert re.fullmatch(
+        r"SELECT id, kind, value FROM photo_hashes WHERE s2 IN \(\d+(,\d+)*\) AND kind = 0", sql
+    )
