@@ -1,12 +1,12 @@
 """Where an uploaded file's bytes wait while the request is parsed: `UploadSpool`.
 
 Starlette spools each file part of a multipart request in a `tempfile.SpooledTemporaryFile`, whose
-in-memory stage is an `io.BytesIO`. A BytesIO grows by about an eighth at a time, and while ten
-uploads arrive interleaved on one event loop it cannot grow in place, so a 3.4 MB phone photo arriving
-in 64 KiB pieces was copied again and again as it grew, each copy with the GIL held and on fresh pages;
-then the service read it out twice more (for its digest and for its decode). `UploadSpool` keeps the
-pieces the parser hands over as they are, joins them once on the first read, and gives that same
-`bytes` object to every later read: one copy in all. Past `max_size` it spills to a temporary file as
+in-memory stage is an `io.BytesIO` that grows as the pieces arrive (by reallocation, with the GIL
+held); the service then read it out twice more (for its digest and for its decode). Under the
+ten-client load a GIL profile put that write at 11% of the API's GIL-held time, and thirty uploads of
+3.4 MB written interleaved in 64 KiB pieces cost 4.3 ms a photo that way against 2.0 ms kept as
+pieces and joined once. `UploadSpool` keeps the pieces the parser hands over as they are, joins them
+once on the first read, and gives that same `bytes` object to every later read: one copy in all. Past `max_size` it spills to a temporary file as
 SpooledTemporaryFile does, so a request's memory stays bounded.
 
 It implements what Starlette's `UploadFile` and the services use of a file (write, read, seek, tell,
