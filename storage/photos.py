@@ -170,6 +170,7 @@ def similar_photos_many(
     # One statement per branch: on PostgreSQL a UNION ALL of the eight measured no faster at the
     # median and slower at p95 (bench/bench_photo_index.py).
     columns: list[list[int]] = [[], [], []]  # ids, kinds, values (Row objects are slow to convert)
+    session.flush()  # what session.execute would do first: hashes added in this session are found too
     connection = session.connection()
     for query in wanted:
         rows = connection.exec_driver_sql(query).all()

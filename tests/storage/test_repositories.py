@@ -403,6 +403,12 @@ def test_a_claims_photo_hashes_go_in_with_one_statement_and_are_found(
             session, [again.hashes[0], again.mirrored[0]], list(again.hashes[1:]), max_distance=MATCH_DISTANCE
         )
         assert [(h.photo_id, h.claim_id, h.distance) for h in hits][:1] == [(photo_ids[1], claim_id, 0)]
+        # A hash added in this session and not flushed yet is found too (the look-up flushes first, as
+        # session.execute would), a negative (signed) one included.
+        value = -0x0123_4567_89AB_CDEF
+        session.add(PhotoHash(photo_id=photo_ids[2], **PhotoHash.columns(0, value)))
+        hits = photo_rows.similar_photos(session, [value ^ 0b101], [], max_distance=MATCH_DISTANCE)
+        assert [(h.photo_id, h.distance) for h in hits] == [(photo_ids[2], 2)]
 
 
 def test_segment_keys_are_every_segment_within_one_bit_and_render_as_plain_integers() -> None:
