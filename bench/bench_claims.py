@@ -57,6 +57,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tests.hostile import children  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DECIDED = {"offered", "in_review"}
 START_TIMEOUT_S = 90.0
@@ -161,32 +163,17 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
 
 
 def tree_cpu_s(roots: list[int]) -> float:
-    """CPU seconds (user + system, all threads) used so far by the live processes under `roots`,
-    the roots included: what the service spends, read from /proc (Linux), so a row's overhead over
-    the floor is measured as work rather than inferred from throughput on a machine whose speed
-    drifts."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
+    """CPU seconds (user + system, all threads) used so far by the processes `roots` and their live
+    children (the API server's web workers, the Celery worker's pool): what the service spends, read
+    from /proc (Linux), so a row's overhead over the floor is measured as work rather than inferred
+    from throughput on a machine whose speed drifts."""
     tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue  # exited meanwhile
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])  # after "pid (comm)": state, ppid, ...
-        times[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    total, todo, seen = 0.0, list(roots), set()
-    while todo:
-        pid = todo.pop()
-        if pid in seen or pid not in times:
-            continue
-        seen.add(pid)
-        total += times[pid]
-        todo.extend(child for child, parent in parents.items() if parent == pid)
+    total = 0.0
+    for root in roots:
+        for pid in [root, *children(root)]:
+            with contextlib.suppress(OSError):  # exited meanwhile
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return total
 
 
@@ -328,14 +315,14 @@ def drive(
 
         if floor is not None:
             result.floor_s, result.floor_photo_s = floor.measure()
-        service_cpu = tree_cpu_s(service) if service else None
+        service_cpu = tree_cpu_s(service) if service else 0.0
         started, cpu = time.perf_counter(), time.process_time()
         with ThreadPoolExecutor(len(clients)) as pool:
             for future in [pool.submit(client_loop, c) for c in clients]:
                 future.result()
         result.wall_s = time.perf_counter() - started
         result.client_cpu_s = time.process_time() - cpu
-        if service and service_cpu is not None:
+        if service:
             result.service_cpu_s = tree_cpu_s(service) - service_cpu
     finally:
         for client in [*clients, carrier]:

@@ -66,7 +66,7 @@ def hostile_files() -> list[tuple[str, bytes, str]]:
 def peak_rss_mb(pid: int) -> float:
     """The highest peak resident memory (VmHWM) of the process and its children so far, in MB."""
     peak = 0.0
-    for p in [pid, *_children(pid)]:
+    for p in [pid, *children(pid)]:
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
@@ -74,7 +74,8 @@ def peak_rss_mb(pid: int) -> float:
     return peak
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """The ids of the live processes whose parent is `pid` (from /proc)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
