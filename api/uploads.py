@@ -9,9 +9,9 @@ pieces and joined once. `UploadSpool` keeps the pieces the parser hands over as 
 once on the first read, and gives that same `bytes` object to every later read: one copy in all. Past `max_size` it spills to a temporary file as
 SpooledTemporaryFile does, so a request's memory stays bounded.
 
-It implements what Starlette's `UploadFile` and the services use of a file (write, read, seek, tell,
-close, and the `_rolled` and `_max_size` attributes `UploadFile` reads to decide whether a write may
-block), and rolls over to a real file for anything else.
+It implements what Starlette's `UploadFile` and the services use of a file, and no more: write, read,
+seek, tell, close, and the `_rolled` and `_max_size` attributes `UploadFile` reads to decide whether a
+write may block. A write that is not an append rolls it over to a real file first.
 """
 
 from __future__ import annotations
@@ -102,34 +102,10 @@ class UploadSpool:
     def tell(self) -> int:
         return self._file.tell() if self._file is not None else self._pos
 
-    def fileno(self) -> int:
-        self.rollover()
-        assert self._file is not None
-        return self._file.fileno()
-
-    def readable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
-
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
         self._chunks, self._joined, self.closed = [], None, True
-
-    def __enter__(self) -> UploadSpool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def install(max_size: int) -> None:
