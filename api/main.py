@@ -29,6 +29,7 @@ from api.errors import error_response, install_error_handlers
 from api.observability import RequestMetricsMiddleware
 from api.ratelimit import RateLimiter
 from api.routers import admin, claims, health, metrics, payouts, review, shipments, webhooks
+from config.runtime import keep_freed_memory
 from config.settings import Settings
 from services.context import Services, build_services
 from services.waiting import LocalWakeups
@@ -169,6 +170,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keep_freed_memory(settings.malloc_keep_mib * 1024 * 1024)  # this server process's allocator
         svc = services if services is not None else await run_in_threadpool(build_services, settings)
         disp = dispatcher if dispatcher is not None else make_dispatcher(svc)
         app.state.services = svc

@@ -1,9 +1,11 @@
-"""Process set-up that must happen before anything imports prometheus-client (so not in
-`config.metrics`, which does): where multiprocess metrics live."""
+"""Process set-up: where multiprocess metrics live (before anything imports prometheus-client, so
+not in `config.metrics`, which does), and how the allocator treats freed memory."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
 import shutil
 from pathlib import Path
 
@@ -22,3 +24,35 @@ def use_metrics_folder(folder: Path) -> Path:
     folder.mkdir(parents=True)
     os.environ[MULTIPROC_ENV] = str(folder.resolve())
     return folder
+
+
+# glibc's mallopt(3) parameters.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+# glibc refuses an mmap threshold above HEAP_MAX_SIZE / 2: 32 MiB on 64-bit systems.
+_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
+
+
+def keep_freed_memory(keep_bytes: int) -> bool:
+    """Let this process's allocator keep up to `keep_bytes` of freed memory for reuse instead of
+    handing it back to the system at once; True when applied (glibc only; 0 changes nothing).
+
+    Why: an upload passes through buffers of 256 KiB to 15 MiB (the request body's pieces, each
+    photo joined, its decode). With glibc's defaults every such buffer is a fresh mmap and every
+    page of it a page fault with a zeroed page, then an munmap: about 2,600 faults and 8 ms of CPU
+    a claim of three 12 MP photos, 3% of what the service spends on it (bench: an A/B of two
+    servers filing claims alternately). Kept, the memory is simply reused by the next upload.
+    What it costs: up to `keep_bytes` more resident memory per allocator arena after a burst."""
+    if keep_bytes <= 0 or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    threshold = min(_MMAP_THRESHOLD_MAX, keep_bytes)
+    applied = [
+        mallopt(_M_MMAP_THRESHOLD, threshold),  # buffers below it come from the reusable heap
+        mallopt(_M_TRIM_THRESHOLD, keep_bytes),  # free heap memory kept before trimming
+        mallopt(_M_TOP_PAD, threshold // 2),  # grow the heap in steps, not page by page
+    ]
+    return all(applied)

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     # do not oversubscribe the cores); inter-op 0: ONNX Runtime's own default.
     ort_intra_threads: int = Field(0, ge=0)
     ort_inter_threads: int = Field(0, ge=0)
+    # Freed memory each server and worker process keeps for reuse (MiB; 0: the C library's
+    # defaults): uploads then reuse their buffers instead of faulting in fresh pages for every one
+    # (config.runtime.keep_freed_memory).
+    malloc_keep_mib: int = Field(64, ge=0, le=4096)
     # Grade every claim with the challenger too (if the registry has one) and record what it would
     # have decided; it never changes a claim's decision.
     shadow_mode: bool = True

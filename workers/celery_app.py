@@ -22,6 +22,7 @@ import threading
 from celery import Celery, signals
 
 from config import logs, metrics
+from config.runtime import keep_freed_memory
 from config.settings import Settings
 from services.context import Services, build_services
 from workers import decisions
@@ -107,6 +108,7 @@ def _init_worker_process(**_: object) -> None:
     global _services
     with _services_lock:
         _services = None
+    keep_freed_memory(app.conf.claimlane_settings.malloc_keep_mib * 1024 * 1024)
     get_services()
 
 
