@@ -69,13 +69,16 @@ def photo_positions(session: Session, claim_id: str) -> list[tuple[str, int]]:
     ]
 
 
-def load_for_update(session: Session, claim_id: str) -> Claim | None:
+def load_for_update(session: Session, claim_id: str, *, with_hashes: bool = False) -> Claim | None:
     """The claim with its photos, row-locked (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite has no
-    row locks) and read fresh, so two assessment workers serialise on it."""
+    row locks) and read fresh, so two assessment workers serialise on it. `with_hashes`: the photos'
+    perceptual hashes too, in one more statement (the integrity checks read them all; loaded
+    lazily, each photo's would be a statement of its own)."""
+    photos = selectinload(Claim.photos)
     return session.execute(
         select(Claim)
         .where(Claim.id == claim_id)
-        .options(selectinload(Claim.photos))
+        .options(photos.selectinload(Photo.hashes) if with_hashes else photos)
         .with_for_update(of=Claim)
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()

@@ -390,7 +390,7 @@ def decision_record(decision: Decision) -> dict[str, Any]:
 def _record(services: Services, claim_id: str, result: _Result) -> Outcome:
     decision = result.decision
     with services.sessions() as session:
-        claim = claim_rows.load_for_update(session, claim_id)
+        claim = claim_rows.load_for_update(session, claim_id, with_hashes=True)  # gather() reads them
         if claim is None:  # deleted meanwhile (not something the service does)
             return "not_found"
         if claim.state != ClaimState.ASSESSING:
