@@ -2,6 +2,9 @@
 
 Long-lived objects (`Services`, the task dispatcher, `Settings`) live on `app.state`, put there by
 the lifespan in `api.main`; nothing here reaches for a global.
+
+Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency on its
+thread pool, a hand-off to another thread and back for every one of them on every request.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -28,15 +32,15 @@ def _state(request: Request, name: str):
     return value
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return _state(request, "settings")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return _state(request, "services")
 
 
-def get_dispatcher(request: Request) -> Dispatcher:
+async def get_dispatcher(request: Request) -> Dispatcher:
     return _state(request, "dispatcher")
 
 
@@ -74,25 +78,25 @@ def authenticated_user(session: Session, authorization: str | None) -> User:
     return user
 
 
-def get_current_user(
+async def get_current_user(
     request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     """The caller. Routes of `api.routing.AuthorisedRoute` checked the key before the body was
-    read and left the user; any other route checks it here."""
+    read and left the user; any other route checks it here (on the thread pool: a query)."""
     checked: User | None = getattr(request.state, "user", None)
     if checked is not None:
         return session.merge(checked, load=False)  # the row the gate read, without reading it again
     header = None if credentials is None else f"{credentials.scheme} {credentials.credentials}"
-    return authenticated_user(session, header)
+    return await run_in_threadpool(authenticated_user, session, header)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 def require_roles(*roles: str):
-    def check(user: CurrentUser) -> User:
+    async def check(user: CurrentUser) -> User:
         if user.role not in roles:
             raise Forbidden(f"this action needs the {' or '.join(roles)} role")
         return user
