@@ -18,8 +18,9 @@ reuse, as in production, without one set filed hundreds of times making every lo
 hundreds of copies.
 
 For each number of concurrent clients (`--clients`), `--claims` claims are filed after a warm-up;
-each client waits for the decision with one long poll, ``GET /v1/claims/{id}?wait=20``
-(``--poll-ms`` polls instead, to compare). The table gives
+each client gets the decision in the upload's answer, ``Prefer: wait=20`` (201 with the claim),
+as the mobile app does (``--no-prefer-wait``: a plain upload and one long poll,
+``GET /v1/claims/{id}?wait=20``; ``--poll-ms`` polls instead; to compare). The table gives
 claims/s, upload-to-decision p50/p95, errors and undecided claims, and the floor: what the decision
 needs at least (one draft-mode decode at the model's size and the hashes per photo, the CNN on the
 claim's batch), as CPU time measured in this process right before each row, / cores, with the row's
@@ -63,19 +64,27 @@ ROOT = Path(__file__).resolve().parents[1]
 DECIDED = {"offered", "in_review"}
 START_TIMEOUT_S = 90.0
 DECISION_TIMEOUT_S = 120.0
-WAIT_S = 20  # GET /v1/claims/{id}?wait=20: the long poll
+WAIT_S = 20  # Prefer: wait=20 on the upload, GET /v1/claims/{id}?wait=20: the long poll
 
 
 @dataclass
 class Follow:
-    """How clients follow a claim to its decision: the long poll, or (--poll-ms) polling."""
+    """How clients follow a claim to its decision: in the upload's answer (``Prefer: wait``, what
+    the mobile app does), with a long poll after a plain upload (--no-prefer-wait), or (--poll-ms)
+    polling."""
 
     poll_s: float | None = None
+    prefer_wait: bool = True
 
     def describe(self) -> str:
-        if self.poll_s is None:
-            return f"clients wait for the decision with one long poll (GET ?wait={WAIT_S})"
-        return f"clients poll GET every {self.poll_s * 1e3:.0f} ms"
+        if self.poll_s is not None:
+            return f"clients poll GET every {self.poll_s * 1e3:.0f} ms"
+        if self.prefer_wait:
+            return (
+                f"clients get the decision in the upload's answer (Prefer: wait={WAIT_S}; a long poll "
+                "if it came back 202)"
+            )
+        return f"clients wait for the decision with one long poll (GET ?wait={WAIT_S})"
 
 
 FOLLOW = Follow()
@@ -252,16 +261,24 @@ def file_and_wait(client: httpx.Client, tracking: str, photo_sets: PhotoSets) ->
     """(seconds from upload start to decision seen, the decided status, the claim URL) of a claim on
     `tracking`, a parcel the carrier's feed announced earlier."""
     photos = photo_sets.take()
+    headers = {"Idempotency-Key": uuid.uuid4().hex}
+    if FOLLOW.prefer_wait:
+        headers["Prefer"] = f"wait={WAIT_S}"
     started = time.perf_counter()
     response = client.post(
         "/v1/claims",
         data={"tracking_number": tracking},
         files=[("photos", photo) for photo in photos],
-        headers={"Idempotency-Key": uuid.uuid4().hex},
+        headers=headers,
     )
-    if response.status_code != 202:
+    if response.status_code not in (201, 202):
         raise RuntimeError(f"POST /v1/claims: {response.status_code} {response.text[:300]}")
     url = response.headers["Location"]
+    if response.status_code == 201:  # decided within the wait: the answer is the claim
+        status = response.json()["status"]
+        if status not in DECIDED:
+            raise RuntimeError(f"POST /v1/claims answered 201 with status {status!r}")
+        return time.perf_counter() - started, status, url
     deadline = time.monotonic() + DECISION_TIMEOUT_S
     while time.monotonic() < deadline:
         if FOLLOW.poll_s is None:  # the long poll the mobile app uses: answered on the decision
@@ -714,8 +731,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--poll-ms", type=float, help="poll GET every this many ms instead of the long poll (to compare)"
     )
+    parser.add_argument(
+        "--no-prefer-wait",
+        action="store_true",
+        help="upload without Prefer: wait, then a long poll GET (the flow before it, to compare)",
+    )
     args = parser.parse_args(argv)
     FOLLOW.poll_s = args.poll_ms / 1e3 if args.poll_ms else None
+    FOLLOW.prefer_wait = not args.no_prefer_wait and FOLLOW.poll_s is None
     args.clients = [int(c) for c in str(args.clients).split(",")]
     if args.claims < 1 or min(args.clients) < 1 or args.photos < 1 or args.photo_sets < 1:
         parser.error("--claims, --clients, --photos and --photo-sets must be at least 1")

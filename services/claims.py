@@ -717,7 +717,13 @@ _BEING_ASSESSED = frozenset({ClaimState.SUBMITTED, ClaimState.ASSESSING})
 
 
 async def follow_claim(
-    session: Session, services: Services, claim_id: str, user: User, wait_s: float
+    session: Session,
+    services: Services,
+    claim_id: str,
+    user: User,
+    wait_s: float,
+    *,
+    just_filed: bool = False,
 ) -> Claim:
     """`get_claim`; while the claim is still being assessed, wait up to `wait_s` seconds for the
     decision first (a long poll: one request instead of one every few tens of milliseconds).
@@ -725,6 +731,9 @@ async def follow_claim(
     The database is read on worker threads (the event loop never blocks on it) and re-read on every
     wake-up (services.waiting); each read starts a fresh transaction, so a decision committed by
     another process is seen (SQLite would otherwise keep showing the read transaction's snapshot).
+    `just_filed`: the upload that filed the claim for `user` waits for its decision (`Prefer: wait`),
+    so the first read is of the state alone: the claim is theirs and the whole of it is read once,
+    when it has moved on or the wait is over.
     """
 
     def still_assessed() -> bool:
@@ -735,16 +744,19 @@ async def follow_claim(
         session.rollback()
         return get_claim(session, claim_id, user)
 
-    claim = await anyio.to_thread.run_sync(get_claim, session, claim_id, user)
-    if claim.state not in _BEING_ASSESSED or wait_s <= 0:
-        return claim
+    if just_filed:
+        assessed = wait_s > 0 and await anyio.to_thread.run_sync(still_assessed)
+    else:
+        claim = await anyio.to_thread.run_sync(get_claim, session, claim_id, user)
+        if claim.state not in _BEING_ASSESSED or wait_s <= 0:
+            return claim
+        assessed = True
     deadline = time.monotonic() + wait_s
-    while (left := deadline - time.monotonic()) > 0:
+    while assessed and (left := deadline - time.monotonic()) > 0:
         await services.changes.wait(claim_id, min(left, services.changes.recheck_s))
         # Re-reads between wake-ups look at the state alone (one column); the claim is loaded again,
         # with everything the answer shows, once it has moved on or the wait is over.
-        if not await anyio.to_thread.run_sync(still_assessed):
-            break
+        assessed = await anyio.to_thread.run_sync(still_assessed)
     return await anyio.to_thread.run_sync(reread)
 
 

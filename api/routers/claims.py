@@ -70,6 +70,21 @@ def _accepted_response(result: Accepted) -> JSONResponse:
 # Routes
 
 
+def preferred_wait(prefer: str | None) -> float | None:
+    """The seconds of an RFC 7240 ``Prefer: wait=N`` header (capped at MAX_WAIT_S), or None.
+    Preferences are hints: anything else in the header, or a value that is not a number, is ignored."""
+    for preference in (prefer or "").split(","):
+        name, _, value = preference.partition("=")
+        if name.strip().lower() != "wait":
+            continue
+        try:
+            seconds = float(value.split(";")[0].strip().strip('"'))
+        except ValueError:
+            return None
+        return min(seconds, MAX_WAIT_S) if seconds > 0 else None  # nan > 0 is False
+    return None
+
+
 @router.post(
     "",
     status_code=202,
@@ -79,9 +94,15 @@ def _accepted_response(result: Accepted) -> JSONResponse:
     responses={
         **_errors(400, 401, 403, 409, 413, 422, 503),
         202: {"description": "Claim stored and queued for assessment; Location: the claim's URL."},
+        201: {
+            "model": ClaimView,
+            "description": "Sent with `Prefer: wait=N`: the claim was decided within N seconds, and "
+            "this is the claim as `GET` shows it (its offer, or why a person will look). Location: "
+            "the claim's URL.",
+        },
     },
 )
-def create_claim(
+async def create_claim(
     request: Request,
     user: CustomerUser,
     session: SessionDep,
@@ -120,6 +141,16 @@ def create_claim(
             "every retry of one claim: a retry is answered with the first response.",
         ),
     ] = None,
+    prefer: Annotated[
+        str | None,
+        Header(
+            alias="Prefer",
+            description="`wait=N` (RFC 7240; N up to 30 seconds): answer with the decision when it is "
+            "made within N seconds (201 and the claim as `GET` shows it), else 202 as without it. One "
+            "request instead of an upload and a long poll. A replayed request is answered at once.",
+            examples=["wait=20"],
+        ),
+    ] = None,
 ) -> Response:
     key = check_key(idempotency_key)
 
@@ -130,10 +161,25 @@ def create_claim(
         ).model_dump(mode="json")
 
     form = ClaimForm(tracking_number, declared_value, currency, description)
-    result = claim_service.file_claim(
-        session, services, dispatcher, user, key, form, _uploads(photos), render
+    result = await run_in_threadpool(
+        claim_service.file_claim, session, services, dispatcher, user, key, form, _uploads(photos), render
     )
-    return _accepted_response(result)
+    wait_s = preferred_wait(prefer)
+    claim_id = result.body.get("id")
+    if wait_s is None or result.replayed or result.status_code != 202 or not isinstance(claim_id, str):
+        return _accepted_response(result)
+    claim = await claim_service.follow_claim(session, services, claim_id, user, wait_s, just_filed=True)
+    applied = {"Preference-Applied": f"wait={wait_s:g}"}
+    if claim.state in (ClaimState.SUBMITTED, ClaimState.ASSESSING):
+        response = _accepted_response(result)
+        response.headers.update(applied)
+        return response
+    view = await run_in_threadpool(claim_view, request, claim, user)
+    return JSONResponse(
+        status_code=201,
+        content=view.model_dump(mode="json"),
+        headers={"Location": result.location or "", **applied},
+    )
 
 
 @router.get(

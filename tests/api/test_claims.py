@@ -10,9 +10,12 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select, update
 
+from api.main import create_app
+from api.routers.claims import preferred_wait
 from claims.policy import PolicyConfig
 from storage.tables import AuditEvent, Claim, utcnow
 from tests.api.conftest import (
@@ -326,6 +329,79 @@ def test_waiting_on_someone_elses_claim_is_404_at_once(api: ApiHarness, customer
     other = api.user("customer")
     assert_error(api.client.get(f"/v1/claims/{claim_id}", params={"wait": 20}, headers=other), 404)
     assert time.monotonic() - started < 2
+
+
+# --------------------------------------------------------------------------------------------------
+# Prefer: wait on the upload: the decision in the upload's answer
+
+
+def test_an_upload_with_prefer_wait_answers_with_the_decision(api: ApiHarness, customer) -> None:
+    r = api.post_claim({**customer, "Prefer": "wait=20"})
+    assert r.status_code == 201, r.text
+    view = r.json()
+    assert view["status"] == "offered" and view["decision"]["kind"] == "offer", view
+    assert r.headers["Location"] == f"/v1/claims/{view['id']}"
+    assert r.headers["Preference-Applied"] == "wait=20"
+    assert api.client.get(r.headers["Location"], headers=customer).json() == view
+    assert api.services.changes.waiting() == 0
+
+
+def test_a_replayed_upload_is_answered_at_once_without_waiting(api: ApiHarness, customer) -> None:
+    headers = {**customer, "Prefer": "wait=20"}
+    first = api.post_claim(headers, key="same-key")
+    again = api.post_claim(headers, key="same-key")
+    assert first.status_code == 201, first.text
+    assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert "Preference-Applied" not in again.headers
+
+
+class _HeldDispatcher:
+    """Takes the claims and never assesses them (a queue that is slow today)."""
+
+    def __init__(self) -> None:
+        self.claims: list[str] = []
+
+    def enqueue_assessment(self, claim_id: str) -> None:
+        self.claims.append(claim_id)
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_an_upload_not_decided_within_its_wait_is_answered_202_then(api: ApiHarness, customer) -> None:
+    held = _HeldDispatcher()
+    with TestClient(create_app(services=api.services, dispatcher=held)) as client:
+        slow = ApiHarness(client=client, app=client.app, services=api.services, settings=api.settings)
+        started = time.monotonic()
+        r = slow.post_claim({**customer, "Prefer": "wait=0.4"})
+        elapsed = time.monotonic() - started
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "submitted" and held.claims == [r.json()["id"]]
+    assert r.headers["Preference-Applied"] == "wait=0.4"
+    assert 0.4 <= elapsed < 5
+    assert api.services.changes.waiting() == 0
+
+
+@pytest.mark.parametrize("prefer", ["respond-async", "wait=soon", "wait=0", "wait=-3", "wait=nan", ""])
+def test_preferences_other_than_a_positive_wait_are_ignored(api: ApiHarness, customer, prefer: str) -> None:
+    r = api.post_claim({**customer, "Prefer": prefer})
+    assert r.status_code == 202, r.text
+    assert "Preference-Applied" not in r.headers
+
+
+@pytest.mark.parametrize(
+    ("prefer", "seconds"),
+    [
+        ("wait=10", 10.0),
+        ("respond-async, wait=2.5", 2.5),
+        ('Wait = "5"', 5.0),
+        ("wait=600", 30.0),
+        (None, None),
+    ],
+)
+def test_prefer_wait_is_read_as_rfc_7240_writes_it(prefer: str | None, seconds: float | None) -> None:
+    assert preferred_wait(prefer) == seconds
 
 
 # --------------------------------------------------------------------------------------------------
