@@ -37,11 +37,13 @@ def keep_freed_memory(keep_bytes: int) -> bool:
     handing it back to the system at once; True when applied (glibc only; 0 changes nothing).
 
     Why: an upload passes through buffers of 256 KiB to 15 MiB (the request body's pieces, each
-    photo joined, its decode). With glibc's defaults every such buffer is a fresh mmap and every
-    page of it a page fault with a zeroed page, then an munmap: about 2,600 faults and 8 ms of CPU
-    a claim of three 12 MP photos, 3% of what the service spends on it (bench: an A/B of two
-    servers filing claims alternately). Kept, the memory is simply reused by the next upload.
-    What it costs: up to `keep_bytes` more resident memory per allocator arena after a burst."""
+    photo joined, its decode). With glibc's defaults many of them are fresh mmaps, every page a
+    page fault with a zeroed page, then an munmap: at one client about 2,700 faults and 8 ms of CPU
+    a claim of three 12 MP photos, 3% of what the service spends on it (a paired A/B of two servers
+    filing claims alternately); at ten clients glibc's adaptive thresholds already avoid most of
+    them (about 900) and the difference was within the noise. Kept, the memory is reused by the
+    next upload. What it costs: up to `keep_bytes` more resident memory per allocator arena after
+    a burst."""
     if keep_bytes <= 0 or platform.libc_ver()[0] != "glibc":
         return False
     try:
