@@ -12,10 +12,12 @@ Runs the real server (`claimlane serve`, uvicorn) in a subprocess on a free port
 
 Photos: `--photos` 12-megapixel JPEGs of 3-5 MB that `bench/phone_photos.py` generates with camera
 noise and phone EXIF (GPS, capture time), XMP and a comment; every claim is on its own tracking
-number (with its shipment). `--photo-sets` (10) distinct sets are sent in turn, so a set recurs every
-tenth claim and the reused-photo check finds it (a review, as much a decision as an offer): some
-reuse, as in production, without one set filed hundreds of times making every look-up return
-hundreds of copies.
+number (with its shipment). `--photo-sets` (10) distinct scenes are sent in turn, so a scene recurs
+every tenth claim and the reused-photo check finds it (a review, as much a decision as an offer),
+without one set filed hundreds of times making every look-up return hundreds of copies. Every upload
+is new bytes all the same (a comment naming it), so its originals are stored as a customer's are
+(`--same-bytes` sends the sets byte for byte again, found in the store and not written: the
+benchmark before 2026-12-06's afternoon, to compare).
 
 For each number of concurrent clients (`--clients`), `--claims` claims are filed after a warm-up;
 each client gets the decision in the upload's answer, ``Prefer: wait=20`` (201 with the claim),
@@ -566,18 +568,25 @@ Photo = tuple[str, bytes, str]  # file name, bytes, content type
 class PhotoSets:
     """The claims' photos: `sets` distinct sets of `count` photos, handed out in turn (thread-safe).
 
-    Real claims bring their own photos, so the reused-photo look-up usually finds nothing; one set
-    filed hundreds of times would instead make every look-up return hundreds of earlier copies (and
-    send every claim to review). With 10 sets a photo recurs every tenth claim: some reused-photo
-    reviews, as in production, at a bounded cost."""
+    Every upload is new bytes, as a customer's photos are (`with_comment`: a comment naming the
+    upload, the pixels and the rest of the file unchanged), so each claim stores its originals in the
+    content-addressed store rather than finding them there: 15 ms of service CPU a claim that
+    byte-identical recurring sets skipped (paired A/B, ten clients, 2026-12-06). `same_bytes=True`
+    sends the sets byte for byte again (the benchmark before that, to compare).
 
-    def __init__(self, sets: list[list[Photo]]) -> None:
+    The scenes recur: with 10 sets a claim's photos look like those of every tenth claim before it, so
+    the reused-photo look-up finds them and the claim goes to review; distinct scenes for every claim
+    cost 0.7 s a photo to generate. The look-up's cost grows with the copies found (a dozen or so a
+    photo in a full run), so this is heavier on it than production, where reuse is rare."""
+
+    def __init__(self, sets: list[list[Photo]], same_bytes: bool = False) -> None:
         self.sets = sets
+        self.same_bytes = same_bytes
         self._next = 0
         self._lock = threading.Lock()
 
     @classmethod
-    def generate(cls, sets: int, count: int) -> PhotoSets:
+    def generate(cls, sets: int, count: int, same_bytes: bool = False) -> PhotoSets:
         from bench.phone_photos import phone_jpeg
 
         return cls(
@@ -587,14 +596,25 @@ class PhotoSets:
                     for i in range(count)
                 ]
                 for s in range(sets)
-            ]
+            ],
+            same_bytes,
         )
 
     def take(self) -> list[Photo]:
         with self._lock:
-            photos = self.sets[self._next % len(self.sets)]
+            upload = self._next
+            photos = self.sets[upload % len(self.sets)]
             self._next += 1
-        return photos
+        if self.same_bytes:
+            return photos
+        from bench.phone_photos import with_comment
+
+        return [
+            (name, with_comment(data, f"upload {upload} photo {i}".encode()), kind)
+            if kind == "image/jpeg"
+            else (name, data, kind)
+            for i, (name, data, kind) in enumerate(photos)
+        ]
 
 
 def heic_photos(count: int) -> list[tuple[str, bytes, str]]:
@@ -660,7 +680,8 @@ def print_report(results: list[Result], extras: Extras, args, model_note: str, p
     sizes = ", ".join(f"{len(d) / 1e6:.1f} MB" for _, d, _ in photos)
     print(
         f"- {args.claims} claims per row after 1 warm-up, {len(photos)} photos per claim (4032x3024 JPEG: "
-        f"{sizes}; {args.photo_sets} distinct sets used in turn); {FOLLOW.describe()}"
+        f"{sizes}; {args.photo_sets} distinct scenes used in turn, "
+        f"{'the same bytes each time' if args.same_bytes else 'each upload new bytes'}); {FOLLOW.describe()}"
     )
     floors = [r.floor_s for r in results if r.floor_s is not None]
     per_photo = [r.floor_photo_s for r in results if r.floor_photo_s is not None]
@@ -732,6 +753,11 @@ def main(argv: list[str] | None = None) -> int:
         "--poll-ms", type=float, help="poll GET every this many ms instead of the long poll (to compare)"
     )
     parser.add_argument(
+        "--same-bytes",
+        action="store_true",
+        help="send the photo sets byte for byte again (found in the store, not written; to compare)",
+    )
+    parser.add_argument(
         "--no-prefer-wait",
         action="store_true",
         help="upload without Prefer: wait, then a long poll GET (the flow before it, to compare)",
@@ -744,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--claims, --clients, --photos and --photo-sets must be at least 1")
     modes = set(args.modes.split(","))
 
-    photo_sets = PhotoSets.generate(args.photo_sets, args.photos)
+    photo_sets = PhotoSets.generate(args.photo_sets, args.photos, same_bytes=args.same_bytes)
     photos = photo_sets.sets[0]
     heic = heic_photos(args.photos) if args.heic else []
     with tempfile.TemporaryDirectory(prefix="claimlane-bench-") as name:
