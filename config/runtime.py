@@ -30,6 +30,8 @@ def use_metrics_folder(folder: Path) -> Path:
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 # glibc refuses an mmap threshold above HEAP_MAX_SIZE / 2: 32 MiB on 64-bit systems.
 _MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
+# mallopt takes a C int: a larger value would wrap (4 GiB becomes 0, "trim at once").
+_INT_MAX = 2**31 - 1
 
 
 def keep_freed_memory(keep_bytes: int) -> bool:
@@ -51,10 +53,16 @@ def keep_freed_memory(keep_bytes: int) -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    threshold = min(_MMAP_THRESHOLD_MAX, keep_bytes)
-    applied = [
-        mallopt(_M_MMAP_THRESHOLD, threshold),  # buffers below it come from the reusable heap
-        mallopt(_M_TRIM_THRESHOLD, keep_bytes),  # free heap memory kept before trimming
-        mallopt(_M_TOP_PAD, threshold // 2),  # grow the heap in steps, not page by page
-    ]
+    applied = [mallopt(param, value) for param, value in mallopt_values(keep_bytes).items()]
     return all(applied)
+
+
+def mallopt_values(keep_bytes: int) -> dict[int, int]:
+    """The mallopt(3) parameters `keep_freed_memory` sets, each within a C int."""
+    keep_bytes = min(keep_bytes, _INT_MAX)
+    threshold = min(_MMAP_THRESHOLD_MAX, keep_bytes)
+    return {
+        _M_MMAP_THRESHOLD: threshold,  # buffers below it come from the reusable heap
+        _M_TRIM_THRESHOLD: keep_bytes,  # free heap memory kept before trimming
+        _M_TOP_PAD: threshold // 2,  # grow the heap in steps, not page by page
+    }

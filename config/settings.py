@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     # Freed memory each server and worker process keeps for reuse (MiB; 0: the C library's
     # defaults): uploads then reuse their buffers instead of faulting in fresh pages for every one
     # (config.runtime.keep_freed_memory).
-    malloc_keep_mib: int = Field(64, ge=0, le=4096)
+    malloc_keep_mib: int = Field(64, ge=0, le=2047)  # mallopt(3) takes a C int of bytes
     # Grade every claim with the challenger too (if the registry has one) and record what it would
     # have decided; it never changes a claim's decision.
     shadow_mode: bool = True

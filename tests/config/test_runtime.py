@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from config.runtime import keep_freed_memory
+from config.runtime import keep_freed_memory, mallopt_values
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,6 +57,13 @@ def test_freed_upload_buffers_are_reused_instead_of_faulted_in_again() -> None:
     # 2,600 faults an upload here, as many as the server showed per claim of three 12 MP photos).
     assert _faults("default") >= 20 * 1000
     assert _faults("keep") < 200
+
+
+def test_more_than_a_c_int_keeps_the_most_it_can_rather_than_wrapping_to_nothing() -> None:
+    # mallopt(3) takes a C int: 4 GiB would arrive as 0 ("trim at once"), the opposite of the ask.
+    values = mallopt_values(4 << 30)
+    assert all(0 < value <= 2**31 - 1 for value in values.values())
+    assert max(values.values()) == 2**31 - 1
 
 
 def test_zero_leaves_the_allocator_alone() -> None:
