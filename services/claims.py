@@ -712,8 +712,8 @@ def give_feedback(
     return row
 
 
-# The states in which the customer is waiting for the system's decision.
-_BEING_ASSESSED = frozenset({ClaimState.SUBMITTED, ClaimState.ASSESSING})
+# The states in which the customer is waiting for the system's decision (a waiting request waits on).
+BEING_ASSESSED = frozenset({ClaimState.SUBMITTED, ClaimState.ASSESSING})
 
 
 async def follow_claim(
@@ -738,7 +738,7 @@ async def follow_claim(
 
     def still_assessed() -> bool:
         session.rollback()  # end the last read: its snapshot predates the decision
-        return claim_rows.state_of(session, claim_id) in _BEING_ASSESSED
+        return claim_rows.state_of(session, claim_id) in BEING_ASSESSED
 
     def reread() -> Claim:
         session.rollback()
@@ -748,7 +748,7 @@ async def follow_claim(
         assessed = wait_s > 0 and await anyio.to_thread.run_sync(still_assessed)
     else:
         claim = await anyio.to_thread.run_sync(get_claim, session, claim_id, user)
-        if claim.state not in _BEING_ASSESSED or wait_s <= 0:
+        if claim.state not in BEING_ASSESSED or wait_s <= 0:
             return claim
         assessed = True
     deadline = time.monotonic() + wait_s

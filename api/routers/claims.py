@@ -170,7 +170,7 @@ async def create_claim(
         return _accepted_response(result)
     claim = await claim_service.follow_claim(session, services, claim_id, user, wait_s, just_filed=True)
     applied = {"Preference-Applied": f"wait={wait_s:g}"}
-    if claim.state in (ClaimState.SUBMITTED, ClaimState.ASSESSING):
+    if claim.state in claim_service.BEING_ASSESSED:  # not decided within the wait
         response = _accepted_response(result)
         response.headers.update(applied)
         return response
