@@ -86,10 +86,13 @@ def with_comment(jpeg: bytes, text: bytes) -> bytes:
     return jpeg[:pos] + segment + jpeg[pos:]
 
 
-def heic_photo(seed: int, size: tuple[int, int] = SIZE) -> bytes:
+def heic_photo(seed: int, size: tuple[int, int] = SIZE, tile_size: int | None = 512) -> bytes:
+    """The scene as an iPhone's HEIC: a grid of 512x512 HEVC tiles (which libheif decodes on several
+    threads), or one HEVC image when `tile_size` is None."""
     from pillow_heif import register_heif_opener
 
     register_heif_opener()
     buf = io.BytesIO()
-    scene(seed, size, noise=2.0).save(buf, format="HEIF", quality=70, exif=phone_exif().tobytes())
+    grid = {} if tile_size is None else {"tile_size": tile_size}
+    scene(seed, size, noise=2.0).save(buf, format="HEIF", quality=70, exif=phone_exif().tobytes(), **grid)
     return buf.getvalue()

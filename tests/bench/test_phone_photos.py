@@ -42,3 +42,17 @@ def test_a_jpeg_without_a_comment_gets_one() -> None:
 def test_not_a_jpeg_is_refused() -> None:
     with pytest.raises(ValueError):
         with_comment(b"GIF89a", b"x")
+
+
+def test_the_heic_photo_is_a_grid_of_tiles_as_an_iphone_saves_it() -> None:
+    """iPhones store a HEIC photo as a grid of 512x512 HEVC tiles (the `grid` item in the file's
+    item list), which libheif decodes on several threads; one HEVC image decodes on one."""
+    from pillow_heif import register_heif_opener
+
+    from bench.phone_photos import heic_photo
+
+    register_heif_opener()
+    tiled, single = heic_photo(5, size=(1024, 768)), heic_photo(5, size=(1024, 768), tile_size=None)
+    assert b"grid" in tiled[:4096] and b"grid" not in single[:4096]
+    with Image.open(io.BytesIO(tiled)) as img:
+        assert img.size == (1024, 768) and img.getexif()[0x0110] == "iPhone 15"
