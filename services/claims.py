@@ -717,13 +717,7 @@ BEING_ASSESSED = frozenset({ClaimState.SUBMITTED, ClaimState.ASSESSING})
 
 
 async def follow_claim(
-    session: Session,
-    services: Services,
-    claim_id: str,
-    user: User,
-    wait_s: float,
-    *,
-    just_filed: bool = False,
+    session: Session, services: Services, claim_id: str, user: User, wait_s: float
 ) -> Claim:
     """`get_claim`; while the claim is still being assessed, wait up to `wait_s` seconds for the
     decision first (a long poll: one request instead of one every few tens of milliseconds).
@@ -731,33 +725,45 @@ async def follow_claim(
     The database is read on worker threads (the event loop never blocks on it) and re-read on every
     wake-up (services.waiting); each read starts a fresh transaction, so a decision committed by
     another process is seen (SQLite would otherwise keep showing the read transaction's snapshot).
-    `just_filed`: the upload that filed the claim for `user` waits for its decision (`Prefer: wait`),
-    so the first read is of the state alone: the claim is theirs and the whole of it is read once,
-    when it has moved on or the wait is over.
     """
+    claim = await anyio.to_thread.run_sync(get_claim, session, claim_id, user)
+    if claim.state not in BEING_ASSESSED or wait_s <= 0:
+        return claim
+    await _wait_while_assessed(session, services, claim_id, wait_s)
+    return await anyio.to_thread.run_sync(_reread, session, claim_id, user)
 
-    def still_assessed() -> bool:
-        session.rollback()  # end the last read: its snapshot predates the decision
-        return claim_rows.state_of(session, claim_id) in BEING_ASSESSED
 
-    def reread() -> Claim:
-        session.rollback()
-        return get_claim(session, claim_id, user)
+async def await_filed_decision(
+    session: Session, services: Services, claim_id: str, user: User, wait_s: float
+) -> Claim | None:
+    """The upload's `Prefer: wait`: the claim `user` has just filed once it is decided within `wait_s`
+    seconds, or None (the upload is then answered with its 202, so the claim is not loaded at all).
+    The claim is theirs, so until it has moved on only its state is read (one column)."""
+    assessed = await anyio.to_thread.run_sync(_still_assessed, session, claim_id)
+    if assessed and await _wait_while_assessed(session, services, claim_id, wait_s):
+        return None
+    return await anyio.to_thread.run_sync(_reread, session, claim_id, user)
 
-    if just_filed:
-        assessed = wait_s > 0 and await anyio.to_thread.run_sync(still_assessed)
-    else:
-        claim = await anyio.to_thread.run_sync(get_claim, session, claim_id, user)
-        if claim.state not in BEING_ASSESSED or wait_s <= 0:
-            return claim
-        assessed = True
+
+async def _wait_while_assessed(session: Session, services: Services, claim_id: str, wait_s: float) -> bool:
+    """Wait up to `wait_s` seconds for a claim being assessed to move on; whether it still has not.
+    Between wake-ups only the state is re-read (one column)."""
     deadline = time.monotonic() + wait_s
-    while assessed and (left := deadline - time.monotonic()) > 0:
+    while (left := deadline - time.monotonic()) > 0:
         await services.changes.wait(claim_id, min(left, services.changes.recheck_s))
-        # Re-reads between wake-ups look at the state alone (one column); the claim is loaded again,
-        # with everything the answer shows, once it has moved on or the wait is over.
-        assessed = await anyio.to_thread.run_sync(still_assessed)
-    return await anyio.to_thread.run_sync(reread)
+        if not await anyio.to_thread.run_sync(_still_assessed, session, claim_id):
+            return False
+    return True
+
+
+def _still_assessed(session: Session, claim_id: str) -> bool:
+    session.rollback()  # end the last read: its snapshot predates the decision
+    return claim_rows.state_of(session, claim_id) in BEING_ASSESSED
+
+
+def _reread(session: Session, claim_id: str, user: User) -> Claim:
+    session.rollback()
+    return get_claim(session, claim_id, user)
 
 
 def served_photo(

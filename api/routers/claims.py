@@ -168,9 +168,9 @@ async def create_claim(
     claim_id = result.body.get("id")
     if wait_s is None or result.replayed or result.status_code != 202 or not isinstance(claim_id, str):
         return _accepted_response(result)
-    claim = await claim_service.follow_claim(session, services, claim_id, user, wait_s, just_filed=True)
+    claim = await claim_service.await_filed_decision(session, services, claim_id, user, wait_s)
     applied = {"Preference-Applied": f"wait={wait_s:g}"}
-    if claim.state in claim_service.BEING_ASSESSED:  # not decided within the wait
+    if claim is None or claim.state in claim_service.BEING_ASSESSED:  # not decided within the wait
         response = _accepted_response(result)
         response.headers.update(applied)
         return response
