@@ -170,7 +170,7 @@ def test_a_photo_decoded_in_full_is_reduced_as_a_jpeg_draft_would_be():
     for fmt in ("PNG", "WEBP"):
         img = load_image(encoded[fmt], min_side=INPUT_SIZE)
         assert img.size == jpeg.size, fmt
-        # The same picture as the JPEG path's, within a level or two of 255 (WebP's and JPEG's losses).
+        # The same picture as the JPEG path's, within a few levels of 255 (WebP's and JPEG's losses).
         assert np.abs(to_input(img, INPUT_SIZE) - to_input(jpeg, INPUT_SIZE)).max() < 0.05, fmt
         assert load_image(encoded[fmt], min_side=700).size == (1000, 750), fmt  # by 2: 750 >= 700
         assert load_image(encoded[fmt], min_side=1000).size == (2000, 1500), fmt  # by 2: 750 < 1000
