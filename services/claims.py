@@ -713,7 +713,7 @@ def give_feedback(
 
 
 # The states in which the customer is waiting for the system's decision (a waiting request waits on).
-BEING_ASSESSED = frozenset({ClaimState.SUBMITTED, ClaimState.ASSESSING})
+_BEING_ASSESSED = frozenset({ClaimState.SUBMITTED, ClaimState.ASSESSING})
 
 
 async def follow_claim(
@@ -727,7 +727,7 @@ async def follow_claim(
     another process is seen (SQLite would otherwise keep showing the read transaction's snapshot).
     """
     claim = await anyio.to_thread.run_sync(get_claim, session, claim_id, user)
-    if claim.state not in BEING_ASSESSED or wait_s <= 0:
+    if claim.state not in _BEING_ASSESSED or wait_s <= 0:
         return claim
     await _wait_while_assessed(session, services, claim_id, wait_s)
     return await anyio.to_thread.run_sync(_reread, session, claim_id, user)
@@ -737,12 +737,15 @@ async def await_filed_decision(
     session: Session, services: Services, claim_id: str, user: User, wait_s: float
 ) -> Claim | None:
     """The upload's `Prefer: wait`: the claim `user` has just filed once it is decided within `wait_s`
-    seconds, or None (the upload is then answered with its 202, so the claim is not loaded at all).
-    The claim is theirs, so until it has moved on only its state is read (one column)."""
+    seconds, or None (the upload is then answered with its 202; a wait that runs out does not load
+    the claim at all). The claim is theirs, so until it has moved on only its state is read (one
+    column)."""
     assessed = await anyio.to_thread.run_sync(_still_assessed, session, claim_id)
     if assessed and await _wait_while_assessed(session, services, claim_id, wait_s):
         return None
-    return await anyio.to_thread.run_sync(_reread, session, claim_id, user)
+    claim = await anyio.to_thread.run_sync(_reread, session, claim_id, user)
+    # Assessed again since (photos added meanwhile): not decided, as far as the upload can tell.
+    return None if claim.state in _BEING_ASSESSED else claim
 
 
 async def _wait_while_assessed(session: Session, services: Services, claim_id: str, wait_s: float) -> bool:
@@ -758,7 +761,7 @@ async def _wait_while_assessed(session: Session, services: Services, claim_id: s
 
 def _still_assessed(session: Session, claim_id: str) -> bool:
     session.rollback()  # end the last read: its snapshot predates the decision
-    return claim_rows.state_of(session, claim_id) in BEING_ASSESSED
+    return claim_rows.state_of(session, claim_id) in _BEING_ASSESSED
 
 
 def _reread(session: Session, claim_id: str, user: User) -> Claim:

@@ -170,7 +170,7 @@ async def create_claim(
         return _accepted_response(result)
     claim = await claim_service.await_filed_decision(session, services, claim_id, user, wait_s)
     applied = {"Preference-Applied": f"wait={wait_s:g}"}
-    if claim is None or claim.state in claim_service.BEING_ASSESSED:  # not decided within the wait
+    if claim is None:  # not decided within the wait
         response = _accepted_response(result)
         response.headers.update(applied)
         return response
