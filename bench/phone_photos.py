@@ -67,23 +67,21 @@ def phone_jpeg(seed: int, size: tuple[int, int] = SIZE) -> bytes:
 
 
 def with_comment(jpeg: bytes, text: bytes) -> bytes:
-    """The JPEG with its first comment (COM segment) replaced by `text`, or one added after the
-    header's last segment when it has none: other bytes, the same pixels and metadata, without
-    re-encoding. The benchmark sends every upload as new bytes this way, as customers do (each
-    photo then stored, never found already in the content-addressed store)."""
-    if jpeg[:2] != b"\xff\xd8" or len(text) > 65533:
-        raise ValueError("not a JPEG, or a comment too long for one segment")
+    """The JPEG with its first comment (COM segment) replaced by `text`, or one added before the
+    image data when it has none: other bytes, the same pixels and metadata, without re-encoding. The
+    benchmark sends every upload as new bytes this way, as customers do (each photo then stored,
+    never found already in the content-addressed store). Raises ValueError for bytes that are not a
+    JPEG (the service's own segment walk, `services.photos.jpeg_segments`)."""
+    from services.photos import jpeg_segments
+
+    if len(text) > 65533:
+        raise ValueError("a comment too long for one segment")
     segment = b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text
-    pos = 2
-    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF:
-        marker = jpeg[pos + 1]
-        if marker == 0xDA:  # start of scan: no comment in the header, add one before the scan
-            break
-        end = pos + 2 + int.from_bytes(jpeg[pos + 2 : pos + 4], "big")
+    *header, (_, scan, _) = jpeg_segments(jpeg)
+    for marker, start, end in header:
         if marker == 0xFE:
-            return jpeg[:pos] + segment + jpeg[end:]
-        pos = end
-    return jpeg[:pos] + segment + jpeg[pos:]
+            return jpeg[:start] + segment + jpeg[end:]
+    return jpeg[:scan] + segment + jpeg[scan:]
 
 
 def heic_photo(seed: int, size: tuple[int, int] = SIZE, tile_size: int | None = 512) -> bytes:

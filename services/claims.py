@@ -712,7 +712,8 @@ def give_feedback(
     return row
 
 
-# The states in which the customer is waiting for the system's decision (a waiting request waits on).
+# The states in which the customer is waiting for the system's decision (what a waiting request
+# waits out).
 _BEING_ASSESSED = frozenset({ClaimState.SUBMITTED, ClaimState.ASSESSING})
 
 

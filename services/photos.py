@@ -360,16 +360,14 @@ def _orientation_exif(orientation: int) -> bytes:
     return b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body
 
 
-def strip_jpeg_metadata(data: bytes, orientation: int | None = None) -> bytes:
-    """The same JPEG without its metadata, pixels untouched (no re-encoding): the segments before
-    the image data are filtered (see `_KEEP_APP`), anything after the first image's end (MPO's
-    second images, trailing data) is cut, and, for a photo that is not upright, a minimal EXIF with
-    only the orientation is written. Raises ImageError for bytes that are not a well-formed JPEG."""
+def jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
+    """The segments of a JPEG up to its image data, as (marker, start, end), `data[start:end]` being
+    the whole segment (FF, marker, length, body); the last is the start of scan (SOS), which the
+    entropy-coded image data follows. Fill bytes are skipped. Raises ImageError for bytes that are not
+    a well-formed JPEG."""
     if data[:2] != b"\xff\xd8":
         raise ImageError("not a JPEG")
-    out = bytearray(b"\xff\xd8")
-    if orientation not in (None, 1):
-        out += _orientation_exif(int(orientation))
+    segments: list[tuple[int, int, int]] = []
     i, n = 2, len(data)
     while i + 4 <= n:
         if data[i] != 0xFF:
@@ -378,17 +376,29 @@ def strip_jpeg_metadata(data: bytes, orientation: int | None = None) -> bytes:
         if marker == 0xFF:  # fill byte
             i += 1
             continue
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
-        segment = data[i : i + 2 + length]
+        end = i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        segments.append((marker, i, end))
         if marker == _SOS:
-            end = _end_of_image(data, i + 2 + length)
-            out += data[i:end]
-            return bytes(out)
-        keep = marker in _KEEP_APP or (marker == 0xE2 and data[i + 4 : i + 4 + len(_ICC)] == _ICC)
-        if not (0xE0 <= marker <= 0xEF or marker == 0xFE) or keep:
-            out += segment
-        i += 2 + length
+            return segments
+        i = end
     raise ImageError("JPEG has no image data")
+
+
+def strip_jpeg_metadata(data: bytes, orientation: int | None = None) -> bytes:
+    """The same JPEG without its metadata, pixels untouched (no re-encoding): the segments before
+    the image data are filtered (see `_KEEP_APP`), anything after the first image's end (MPO's
+    second images, trailing data) is cut, and, for a photo that is not upright, a minimal EXIF with
+    only the orientation is written. Raises ImageError for bytes that are not a well-formed JPEG."""
+    *header, (_, scan, scan_end) = jpeg_segments(data)
+    out = bytearray(b"\xff\xd8")
+    if orientation not in (None, 1):
+        out += _orientation_exif(int(orientation))
+    for marker, start, end in header:
+        keep = marker in _KEEP_APP or (marker == 0xE2 and data[start + 4 : start + 4 + len(_ICC)] == _ICC)
+        if not (0xE0 <= marker <= 0xEF or marker == 0xFE) or keep:
+            out += data[start:end]
+    out += data[scan : _end_of_image(data, scan_end)]
+    return bytes(out)
 
 
 def _end_of_image(data: bytes, start: int) -> int:
