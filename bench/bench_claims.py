@@ -577,7 +577,9 @@ class PhotoSets:
     The scenes recur: with 10 sets a claim's photos look like those of every tenth claim before it, so
     the reused-photo look-up finds them and the claim goes to review; distinct scenes for every claim
     cost 0.7 s a photo to generate. The look-up's cost grows with the copies found (a dozen or so a
-    photo in a full run), so this is heavier on it than production, where reuse is rare."""
+    photo in a full run), so this is heavier on it than production, where reuse is rare; by little:
+    ten clients filing 100 claims of 100 distinct scenes used 235 ms of service CPU a claim, of 10
+    scenes 229-237 ms (2026-12-06)."""
 
     def __init__(self, sets: list[list[Photo]], same_bytes: bool = False) -> None:
         self.sets = sets
