@@ -1,7 +1,7 @@
 """Benchmark the claims service end to end on real-size phone photos: upload -> decision.
 
     python bench/bench_claims.py [--claims 20] [--clients 1,4,10] [--photos 3] [--photo-sets 10] [--model PATH]
-                                 [--modes embedded,celery] [--heic 5]
+                                 [--modes embedded,celery] [--heic 5] [--photo-size 4032x3024]
 
 Runs the real server (`claimlane serve`, uvicorn) in a subprocess on a free port, in two modes:
 
@@ -17,7 +17,9 @@ every tenth claim and the reused-photo check finds it (a review, as much a decis
 without one set filed hundreds of times making every look-up return hundreds of copies. Every upload
 is new bytes all the same (a comment naming it), so its originals are stored as a customer's are
 (`--same-bytes` sends the sets byte for byte again, found in the store and not written: the
-benchmark before 2026-12-06's afternoon, to compare).
+benchmark before 2026-12-06's afternoon, to compare). `--photo-size 800x600` files small photos
+instead, to separate what a claim costs whatever its photos' size (the HTTP request, the database,
+the checks) from what 10 MB of photos add.
 
 For each number of concurrent clients (`--clients`), `--claims` claims are filed after a warm-up;
 each client gets the decision in the upload's answer, ``Prefer: wait=20`` (201 with the claim),
@@ -588,13 +590,15 @@ class PhotoSets:
         self._lock = threading.Lock()
 
     @classmethod
-    def generate(cls, sets: int, count: int, same_bytes: bool = False) -> PhotoSets:
-        from bench.phone_photos import phone_jpeg
+    def generate(
+        cls, sets: int, count: int, same_bytes: bool = False, size: tuple[int, int] | None = None
+    ) -> PhotoSets:
+        from bench.phone_photos import SIZE, phone_jpeg
 
         return cls(
             [
                 [
-                    (f"IMG_{s * count + i:04d}.JPG", phone_jpeg(s * count + i), "image/jpeg")
+                    (f"IMG_{s * count + i:04d}.JPG", phone_jpeg(s * count + i, size or SIZE), "image/jpeg")
                     for i in range(count)
                 ]
                 for s in range(sets)
@@ -674,14 +678,16 @@ class Floor:
 
 def print_report(results: list[Result], extras: Extras, args, model_note: str, photos) -> None:
     cores = os.cpu_count() or 1
-    print("# Claims benchmark: upload to decision on 12 MP phone photos\n")
+    megapixels = args.photo_size[0] * args.photo_size[1] / 1e6
+    print(f"# Claims benchmark: upload to decision on {megapixels:.1f} MP phone photos\n")
     print(
         f"- machine: {platform.processor() or platform.machine()}, {cores} CPU cores; "
         f"Python {platform.python_version()}; {model_note}"
     )
     sizes = ", ".join(f"{len(d) / 1e6:.1f} MB" for _, d, _ in photos)
     print(
-        f"- {args.claims} claims per row after 1 warm-up, {len(photos)} photos per claim (4032x3024 JPEG: "
+        f"- {args.claims} claims per row after 1 warm-up, {len(photos)} photos per claim "
+        f"({args.photo_size[0]}x{args.photo_size[1]} JPEG: "
         f"{sizes}; {args.photo_sets} distinct scenes used in turn, "
         f"{'the same bytes each time' if args.same_bytes else 'each upload new bytes'}); {FOLLOW.describe()}"
     )
@@ -745,6 +751,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--photo-sets", type=int, default=10, help="distinct sets of photos, used in turn (default 10)"
     )
+    parser.add_argument(
+        "--photo-size",
+        default="4032x3024",
+        help="the JPEGs' WIDTHxHEIGHT (default 4032x3024, 12 MP; smaller sizes show the per-claim cost "
+        "that does not depend on the photos)",
+    )
     parser.add_argument("--modes", default="embedded,celery")
     parser.add_argument("--heic", type=int, default=5, help="HEIC claims at 1 client (0: none)")
     parser.add_argument("--model", metavar="PATH", help="model.onnx or version folder (default: bundled)")
@@ -768,11 +780,18 @@ def main(argv: list[str] | None = None) -> int:
     FOLLOW.poll_s = args.poll_ms / 1e3 if args.poll_ms else None
     FOLLOW.prefer_wait = not args.no_prefer_wait and FOLLOW.poll_s is None
     args.clients = [int(c) for c in str(args.clients).split(",")]
+    try:
+        width, height = (int(v) for v in args.photo_size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--photo-size: WIDTHxHEIGHT, got {args.photo_size!r}")
+    args.photo_size = (width, height)
     if args.claims < 1 or min(args.clients) < 1 or args.photos < 1 or args.photo_sets < 1:
         parser.error("--claims, --clients, --photos and --photo-sets must be at least 1")
+    if min(args.photo_size) < 256:
+        parser.error("--photo-size: each side at least 256 pixels")
     modes = set(args.modes.split(","))
 
-    photo_sets = PhotoSets.generate(args.photo_sets, args.photos, same_bytes=args.same_bytes)
+    photo_sets = PhotoSets.generate(args.photo_sets, args.photos, args.same_bytes, args.photo_size)
     photos = photo_sets.sets[0]
     heic = heic_photos(args.photos) if args.heic else []
     with tempfile.TemporaryDirectory(prefix="claimlane-bench-") as name:
