@@ -62,6 +62,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.phone_photos import SIZE, phone_jpeg  # noqa: E402
 from tests.hostile import children  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -591,14 +592,12 @@ class PhotoSets:
 
     @classmethod
     def generate(
-        cls, sets: int, count: int, same_bytes: bool = False, size: tuple[int, int] | None = None
+        cls, sets: int, count: int, same_bytes: bool = False, size: tuple[int, int] = SIZE
     ) -> PhotoSets:
-        from bench.phone_photos import SIZE, phone_jpeg
-
         return cls(
             [
                 [
-                    (f"IMG_{s * count + i:04d}.JPG", phone_jpeg(s * count + i, size or SIZE), "image/jpeg")
+                    (f"IMG_{s * count + i:04d}.JPG", phone_jpeg(s * count + i, size), "image/jpeg")
                     for i in range(count)
                 ]
                 for s in range(sets)
@@ -743,6 +742,17 @@ def print_report(results: list[Result], extras: Extras, args, model_note: str, p
             print(f"- error ({r.mode}, {r.clients} clients): {error}")
 
 
+def photo_size(text: str) -> tuple[int, int]:
+    """`--photo-size`: WIDTHxHEIGHT, each side at least 256 pixels."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"WIDTHxHEIGHT, got {text!r}") from None
+    if min(width, height) < 256:
+        raise argparse.ArgumentTypeError(f"each side at least 256 pixels, got {text!r}")
+    return width, height
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--claims", type=int, default=20, help="claims per row (default 20)")
@@ -753,7 +763,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--photo-size",
-        default="4032x3024",
+        type=photo_size,
+        default=SIZE,
+        metavar="WxH",
         help="the JPEGs' WIDTHxHEIGHT (default 4032x3024, 12 MP; smaller sizes show the per-claim cost "
         "that does not depend on the photos)",
     )
@@ -780,15 +792,8 @@ def main(argv: list[str] | None = None) -> int:
     FOLLOW.poll_s = args.poll_ms / 1e3 if args.poll_ms else None
     FOLLOW.prefer_wait = not args.no_prefer_wait and FOLLOW.poll_s is None
     args.clients = [int(c) for c in str(args.clients).split(",")]
-    try:
-        width, height = (int(v) for v in args.photo_size.lower().split("x"))
-    except ValueError:
-        parser.error(f"--photo-size: WIDTHxHEIGHT, got {args.photo_size!r}")
-    args.photo_size = (width, height)
     if args.claims < 1 or min(args.clients) < 1 or args.photos < 1 or args.photo_sets < 1:
         parser.error("--claims, --clients, --photos and --photo-sets must be at least 1")
-    if min(args.photo_size) < 256:
-        parser.error("--photo-size: each side at least 256 pixels")
     modes = set(args.modes.split(","))
 
     photo_sets = PhotoSets.generate(args.photo_sets, args.photos, args.same_bytes, args.photo_size)
